@@ -1,0 +1,266 @@
+//! Wiring: the one place where the three jobs meet.
+//!
+//! `start` loads certificates, binds every socket, and spawns the web listener (which carries the
+//! signaling routes and hands TURN-over-TLS streams to the TURN server). Shutdown is one
+//! [`CancellationToken`] that every task watches, and one [`TaskTracker`] that says when they
+//! have all finished, as in tokio's mini-redis.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::signaling::{self, IceGrant, IceServerSource, SignalingContext};
+use crate::turn::{TurnContext, TurnError, TurnServer};
+use crate::web;
+
+/// Why callbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] web::tls::TlsError),
+    #[error("cannot bind server.listen {addr}: {source}")]
+    BindHttp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("turn: {0}")]
+    Turn(#[from] TurnError),
+    #[error("cannot wait for signals: {0}")]
+    Signal(std::io::Error),
+}
+
+/// A started callbox: its bound addresses and the handle that stops it.
+pub struct Running {
+    /// Where the page, `/ws` and (with TLS) TURN over TLS are served.
+    pub http_addr: SocketAddr,
+    /// The URL to open, as printed at start.
+    pub url: String,
+    pub turn: Option<Arc<TurnServer>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    grace: Duration,
+}
+
+impl Running {
+    /// A token that, when cancelled, stops this instance (what SIGTERM does).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001 and every TURN allocation, and waits
+    /// (at most the grace period) for connection tasks to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.stopped().await;
+    }
+
+    /// Waits until the shutdown token is cancelled and everything has wound down.
+    pub async fn stopped(self) {
+        self.shutdown.cancelled().await;
+        if let Some(turn) = &self.turn {
+            turn.close().await;
+        }
+        self.tasks.close();
+        if tokio::time::timeout(self.grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within {:?}", self.grace);
+        }
+    }
+}
+
+/// Binds everything and starts serving. Configuration problems are reported before any socket
+/// is bound.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    config.validate()?;
+    let tls = match config.tls.enabled {
+        true => Some(web::tls::server_config(
+            &config.tls,
+            &config.server.public_host,
+        )?),
+        false => None,
+    };
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| StartError::BindHttp {
+            addr: config.server.listen,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::BindHttp {
+            addr: config.server.listen,
+            source,
+        })?;
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let turn_on_https = tls.is_some() && config.turn.enabled && config.turn.on_https_port;
+    let turn = match config.turn.enabled {
+        true => Some(Arc::new(
+            TurnServer::start(
+                &config.turn,
+                TurnContext {
+                    public_host: config.server.public_host.clone(),
+                    https_port: turn_on_https.then_some(http_addr.port()),
+                    tls: tls.clone(),
+                    shutdown: shutdown.clone(),
+                },
+            )
+            .await?,
+        )),
+        false => None,
+    };
+
+    let url = public_url(&config, http_addr);
+    let ice: Arc<dyn IceServerSource> = match &turn {
+        Some(turn) => Arc::new(TurnIce(Arc::clone(turn))),
+        None => Arc::new(NoIce),
+    };
+    let routes = web::assets::router().merge(signaling::router(SignalingContext {
+        config: config.signaling.clone(),
+        rooms: config.rooms.clone(),
+        allowed_origins: allowed_origins(&config, http_addr),
+        ice,
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
+    }));
+    let divert: Option<web::server::Divert> = match (&turn, turn_on_https) {
+        (Some(turn), true) => {
+            let turn = Arc::clone(turn);
+            Some(Arc::new(move |stream, peer| {
+                turn.serve_stream(stream, peer)
+            }))
+        }
+        _ => None,
+    };
+    tasks.spawn(web::server::serve(
+        listener,
+        routes,
+        tls,
+        divert,
+        config.signaling.max_connections,
+        shutdown.clone(),
+        tasks.clone(),
+    ));
+    Ok(Running {
+        http_addr,
+        url,
+        turn,
+        shutdown,
+        tasks,
+        grace: Duration::from_secs(config.server.shutdown_grace_secs),
+    })
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run_until_signal(config: Config) -> Result<(), StartError> {
+    let running = start(config).await?;
+    tracing::info!("callbox is running: open {}", running.url);
+    println!("callbox is running: open {}", running.url);
+    let token = running.shutdown_token();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(StartError::Signal)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = token.cancelled() => {}
+        }
+        token.cancel();
+    });
+    running.stopped().await;
+    Ok(())
+}
+
+/// Logs for journald: no colours, no timestamps of our own when journald adds them.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBOX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,turn=warn,webrtc_util=warn"));
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(!under_journald)
+        .with_writer(std::io::stderr);
+    let _ = if under_journald {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn public_url(config: &Config, http_addr: SocketAddr) -> String {
+    let scheme = if config.tls.enabled { "https" } else { "http" };
+    format!(
+        "{scheme}://{}{}/",
+        host_for_url(&config.server.public_host),
+        port_suffix(scheme, http_addr.port())
+    )
+}
+
+/// Origins a browser sends for our own page. On a localhost host the loopback spellings are
+/// accepted too, since `localhost`, `127.0.0.1` and `[::1]` all reach the default config.
+fn allowed_origins(config: &Config, http_addr: SocketAddr) -> Vec<String> {
+    let scheme = if config.tls.enabled { "https" } else { "http" };
+    let port = port_suffix(scheme, http_addr.port());
+    let host = config.server.public_host.trim();
+    let mut hosts = vec![host_for_url(host)];
+    if host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "::1" {
+        hosts = vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()];
+    }
+    let mut origins: Vec<String> = hosts
+        .into_iter()
+        .map(|h| format!("{scheme}://{h}{port}").to_ascii_lowercase())
+        .collect();
+    origins.extend(
+        config
+            .server
+            .extra_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase()),
+    );
+    origins
+}
+
+fn host_for_url(host: &str) -> String {
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{host}]"),
+        Err(_) => host.to_string(),
+    }
+}
+
+fn port_suffix(scheme: &str, port: u16) -> String {
+    match (scheme, port) {
+        ("https", 443) | ("http", 80) => String::new(),
+        _ => format!(":{port}"),
+    }
+}
+
+/// TURN credentials as the signaling relay hands them out.
+struct TurnIce(Arc<TurnServer>);
+
+impl IceServerSource for TurnIce {
+    fn ice_servers_for(&self, name: &str) -> IceGrant {
+        let (ice_servers, ttl) = self.0.ice_servers_for(name);
+        IceGrant { ice_servers, ttl }
+    }
+}
+
+/// With TURN disabled, clients get no ICE servers from us (host candidates only).
+struct NoIce;
+
+impl IceServerSource for NoIce {
+    fn ice_servers_for(&self, _name: &str) -> IceGrant {
+        IceGrant {
+            ice_servers: serde_json::json!([]),
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! callbox: self-hosted 1:1 video calls in one process.
+//!
+//! The process does three jobs, each in its own folder, and they meet only in [`app`]:
+//! - [`web`] serves the embedded call page over HTTP(S), and owns the listening socket on the
+//!   HTTPS port (including the first-byte split that lets TURN share port 443);
+//! - [`signaling`] is the WebSocket relay: logins, presence, chat and call set-up messages;
+//! - [`turn`] is the embedded STUN/TURN server with the credentials it mints for logged-in users.
+//!
+//! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown.
+
+pub mod app;
+pub mod config;
+pub mod signaling;
+pub mod turn;
+pub mod web;

@@ -1,0 +1,95 @@
+//! The `[turn]` section of config.toml.
+//!
+//! (Owned by the turn module; the TURN work may add keys, each documented in config.toml.)
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// Run the embedded STUN/TURN server.
+    pub enabled: bool,
+    /// Realm for the long-term credential mechanism. Empty: the public host.
+    pub realm: String,
+    /// UDP listeners (STUN and TURN), e.g. ["0.0.0.0:3478", "[::]:3478"].
+    pub listen_udp: Vec<SocketAddr>,
+    /// TCP listeners (RFC 6062-less TURN over TCP: STUN/ChannelData framing).
+    pub listen_tcp: Vec<SocketAddr>,
+    /// TURN over TLS listeners, usually port 5349. Needs `[tls]`.
+    pub listen_tls: Vec<SocketAddr>,
+    /// Accept TURN over TLS on the HTTPS port (server.listen) by looking at the first byte.
+    pub on_https_port: bool,
+    /// Local addresses relay sockets bind to, one per address family you want to relay in.
+    pub relay_ips: Vec<IpAddr>,
+    /// Public address advertised for relays when the server sits behind 1:1 NAT
+    /// (cloud VMs whose interface has a private address).
+    pub external_ip: Option<IpAddr>,
+    pub relay_port_min: u16,
+    pub relay_port_max: u16,
+    /// Shared secrets (TURN REST API, as coturn's use-auth-secret). The first signs new
+    /// credentials; all are accepted, so a secret can be rotated without cutting calls.
+    /// Empty: a random secret per start.
+    pub secrets: Vec<String>,
+    /// Lifetime of the credentials handed to each login, in seconds.
+    pub credential_ttl_secs: u64,
+    /// Peer networks allowed despite the built-in deny list (CIDRs), for LAN or lab setups.
+    pub allow_peers: Vec<String>,
+    pub max_allocations_per_user: usize,
+    pub max_allocations: usize,
+    /// Relay bandwidth per allocation in kilobits per second, each direction. 0: unlimited.
+    pub bandwidth_per_allocation_kbps: u64,
+    /// Static long-term users for tools and tests.
+    pub users: Vec<TurnUser>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            enabled: true,
+            realm: String::new(),
+            listen_udp: vec![SocketAddr::from(([127, 0, 0, 1], 3478))],
+            listen_tcp: vec![SocketAddr::from(([127, 0, 0, 1], 3478))],
+            listen_tls: Vec::new(),
+            on_https_port: true,
+            relay_ips: vec![IpAddr::from([127, 0, 0, 1])],
+            external_ip: None,
+            relay_port_min: 49152,
+            relay_port_max: 65535,
+            secrets: Vec::new(),
+            credential_ttl_secs: 12 * 3600,
+            allow_peers: Vec::new(),
+            max_allocations_per_user: 10,
+            max_allocations: 1000,
+            bandwidth_per_allocation_kbps: 0,
+            users: Vec::new(),
+        }
+    }
+}
+
+impl TurnConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.relay_port_min == 0 || self.relay_port_min > self.relay_port_max {
+            return Err(ConfigError::invalid(
+                "turn.relay_port_min",
+                "must be between 1 and turn.relay_port_max",
+            ));
+        }
+        for (i, cidr) in self.allow_peers.iter().enumerate() {
+            cidr.parse::<ipnet::IpNet>().map_err(|err| {
+                ConfigError::invalid(format!("turn.allow_peers[{i}]"), format!("{cidr:?}: {err}"))
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! Certificates: certbot's PEM files in production, or a self-signed one for a lab.
+//!
+//! One rustls config serves HTTPS and TURN over TLS (on 443 and on `turn.listen_tls`), so the
+//! ALPN list names both: a client that offers only `stun.turn` must still get a handshake.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::TlsConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Pem { path: PathBuf, message: String },
+    #[error("certificate and key do not work together: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("cannot make a self-signed certificate: {0}")]
+    SelfSigned(String),
+}
+
+/// Reads a PEM certificate chain and private key, checking both are present.
+pub fn load_pem_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let pem_error = |path: &Path, message: String| TlsError::Pem {
+        path: path.to_path_buf(),
+        message,
+    };
+    let cert_pem = read(cert)?;
+    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| pem_error(cert, err.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem_error(cert, "no CERTIFICATE block found".into()));
+    }
+    let key_pem = read(key)?;
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|err| pem_error(key, err.to_string()))?
+        .ok_or_else(|| pem_error(key, "no PRIVATE KEY block found".into()))?;
+    Ok((chain, key_der))
+}
+
+/// The server-side TLS config for `[tls]`.
+pub fn server_config(
+    tls: &TlsConfig,
+    public_host: &str,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (chain, key) = match (&tls.cert, &tls.key, tls.self_signed) {
+        (_, _, true) => self_signed(public_host)?,
+        (Some(cert), Some(key), false) => load_pem_files(cert, key)?,
+        _ => {
+            return Err(TlsError::SelfSigned(
+                "tls.cert and tls.key are required unless tls.self_signed = true".into(),
+            ))
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), b"stun.turn".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A certificate for the public host (and the loopback names), valid for a lab or a test.
+pub fn self_signed(
+    public_host: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let mut names = vec![public_host.to_string()];
+    for extra in ["localhost", "127.0.0.1", "::1"] {
+        if !names.iter().any(|n| n == extra) {
+            names.push(extra.to_string());
+        }
+    }
+    let certified = rcgen::generate_simple_self_signed(names)
+        .map_err(|err| TlsError::SelfSigned(err.to_string()))?;
+    let key = PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    Ok((vec![certified.cert.der().clone()], key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_config_builds() {
+        let tls = TlsConfig {
+            enabled: true,
+            self_signed: true,
+            ..TlsConfig::default()
+        };
+        assert!(server_config(&tls, "callbox.test").is_ok());
+    }
+
+    #[test]
+    fn key_file_without_key_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (chain, _) = self_signed("callbox.test").expect("cert");
+        let cert_path = dir.path().join("fullchain.pem");
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64_lines(chain[0].as_ref())
+        );
+        std::fs::write(&cert_path, pem).expect("write cert");
+        let key_path = dir.path().join("privkey.pem");
+        std::fs::write(&key_path, "not a key").expect("write key");
+        let err = load_pem_files(&cert_path, &key_path).unwrap_err();
+        assert!(err.to_string().contains("privkey.pem"), "{err}");
+    }
+
+    fn base64_lines(der: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(der)
+    }
+}
