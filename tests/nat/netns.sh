@@ -57,7 +57,9 @@ router() { # router ns, wan gateway, lan prefix
 }
 
 link() { # ns_a if_a addr_a ns_b if_b addr_b
-    local tmp_a=${P}x$RANDOM tmp_b=${P}y$RANDOM
+    # Temporary names in the root namespace: short (15 characters max) and unlikely to clash.
+    local id=$RANDOM$RANDOM
+    local tmp_a=nat${id}a tmp_b=nat${id}b
     ip link add "$tmp_a" type veth peer name "$tmp_b"
     ip link set "$tmp_a" netns "$1"
     ip link set "$tmp_b" netns "$4"

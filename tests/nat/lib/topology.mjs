@@ -28,8 +28,22 @@ export const addr = {
 // What callbox's config must allow as TURN peers: exactly the "public" documentation ranges.
 export const publicRanges = ['203.0.113.0/24', '198.51.100.0/24'];
 
-/** netns.sh with our prefix: up, down, block-udp-turn, only-tcp PORT, open. */
+let signalsHooked = false;
+
+/** netns.sh with our prefix: up, down, block-udp-turn, only-tcp PORT, open, nat-mode MODE. */
 export function netns(...args) {
+  if (args[0] === 'up' && !signalsHooked) {
+    // Interrupted (Ctrl-C, timeout): stop what we started and remove the namespaces before exiting.
+    signalsHooked = true;
+    for (const sig of ['SIGINT', 'SIGTERM']) {
+      process.once(sig, () => {
+        stopAll().finally(() => {
+          try { netns('down'); } catch { /* run.sh's trap tries again */ }
+          process.exit(sig === 'SIGINT' ? 130 : 143);
+        });
+      });
+    }
+  }
   execFileSync('bash', [netnsSh, ...args], {
     env: { ...process.env, NAT_PREFIX: prefix },
     stdio: ['ignore', 'inherit', 'inherit'],
