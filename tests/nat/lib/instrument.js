@@ -15,6 +15,12 @@ export function instrument(policy) {
   const local = new Set();
   const remote = new Set();
   const iceUrlsSeen = [];
+  // Every connection and ICE state any of the page's connections went through, in order: the
+  // client restarts ICE the moment a connection fails, so polling alone could miss "failed".
+  const history = [];
+  const note = (what) => {
+    if (history.length < 500) history.push(what);
+  };
 
   const typeOf = (line) => {
     const m = / typ (host|srflx|prflx|relay)\b/.exec(line || '');
@@ -46,6 +52,9 @@ export function instrument(policy) {
     constructor(config, ...rest) {
       super(filter(config), ...rest);
       pcs.push(this);
+      // Registered before the page's own handlers, so the state is seen before any reaction.
+      this.addEventListener('connectionstatechange', () => note(`connection:${this.connectionState}`));
+      this.addEventListener('iceconnectionstatechange', () => note(`ice:${this.iceConnectionState}`));
       this.addEventListener('icecandidate', (e) => {
         const t = typeOf(e.candidate?.candidate);
         if (t) local.add(t);
@@ -85,6 +94,7 @@ export function instrument(policy) {
       iceServerSchemes: [...new Set(iceUrlsSeen)],
       gathered: [...local],
       received: [...remote],
+      history: [...history],
     };
     if (!pc) return out;
     out.connectionState = pc.connectionState;
