@@ -71,14 +71,12 @@ async function call(variant, { policy = 'all' } = {}) {
  * snapshots taken a second later, after checking the frame counts are still growing.
  */
 async function waitForMedia(a, b, clickedAt, timeoutMs = 30_000) {
-  const firstFrameAt = [null, null];
-  await waitFor('decoded video frames on both sides', async () => {
-    const snaps = await Promise.all([snapshot(a.page), snapshot(b.page)]);
-    snaps.forEach((s, i) => {
-      if (!firstFrameAt[i] && s?.framesDecoded > 0) firstFrameAt[i] = Date.now();
-    });
-    return { ok: firstFrameAt.every(Boolean), seen: snaps.map(brief) };
-  }, { timeoutMs, everyMs: 100 });
+  // One poller per side, so each side's time is its own.
+  const firstFrameAt = await Promise.all([a, b].map((side, i) =>
+    waitFor(`decoded video frames on ${['alice', 'bob'][i]}'s side`, async () => {
+      const s = await snapshot(side.page);
+      return s?.framesDecoded > 0 ? Date.now() : { ok: false, seen: brief(s) };
+    }, { timeoutMs, everyMs: 50 })));
   const before = await Promise.all([snapshot(a.page), snapshot(b.page)]);
   await sleep(1000);
   const later = await Promise.all([snapshot(a.page), snapshot(b.page)]);
@@ -107,6 +105,17 @@ const pathOf = (s) => {
   const via = l.url ? ` via ${l.url}` : '';
   return `${l.type}${l.relayProtocol ? `(${l.relayProtocol})` : ''} ${l.address ?? '?'}${via} <-> ${r.type} ${r.address ?? '(hidden)'}`;
 };
+
+/** What the person sees: the page's status line says the call is relayed through the server. */
+async function assertPageSaysRelayed(a, b) {
+  for (const [name, side] of [['alice', a], ['bob', b]]) {
+    await waitFor(`${name}'s page showing a relayed call`, async () => {
+      const status = side.page.getByTestId('call-status');
+      const path = await status.getAttribute('data-path');
+      return path === 'relay' ? true : { ok: false, seen: { path, text: await status.textContent() } };
+    }, { timeoutMs: 10_000 });
+  }
+}
 
 /** The selected pair goes through a relay allocated by callbox, on both sides. */
 function assertRelayedByCallbox(snaps) {
@@ -157,6 +166,7 @@ test('alice and bob behind symmetric NATs call through callbox relay over UDP', 
     const media = await waitForMedia(a, b, clickedAt);
     const localRelays = assertRelayedByCallbox(media.snaps);
     for (const s of localRelays) assert.equal(s.selected.local.relayProtocol, 'udp', pathOf(s));
+    await assertPageSaysRelayed(a, b);
     await screenshots('udp', a, b);
     report('TURN/UDP', media);
   }));
@@ -213,6 +223,7 @@ test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP o
       for (const s of localRelays) {
         assert.ok(['tcp', 'tls'].includes(s.selected.local.relayProtocol), `relay reached over TCP or TLS: ${pathOf(s)}`);
       }
+      await assertPageSaysRelayed(a, b);
       await screenshots('tcp', a, b);
       report('TURN/TCP (UDP 3478 blocked)', media);
     } finally {
@@ -233,6 +244,7 @@ test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all 
         assert.equal(l.relayProtocol, 'tls', `${['alice', 'bob'][i]} reached TURN over TLS: ${pathOf(s)}`);
         if (l.url) assert.match(l.url, /^turns:.*:443\b/, `allocation made on the HTTPS port: ${l.url}`);
       });
+      await assertPageSaysRelayed(a, b);
       await screenshots('tls443', a, b);
       report('TURN/TLS on 443 only', media);
     } finally {
