@@ -28,6 +28,9 @@ use super::{names, IceServerSource, SignalingConfig};
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Credentials are refreshed when this fraction of their lifetime has passed.
 const REFRESH_AT: f64 = 0.8;
+/// Queue slots kept free before handling a client's frame: the most one frame can queue for
+/// its own sender (rejectusername, login reply, user list).
+const REPLY_ROOM: usize = 4;
 /// Floor for the refresh period, so a tiny ttl cannot make a busy loop.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
 
@@ -129,10 +132,10 @@ impl LastHeard {
 }
 
 async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketAddr) {
-    let (tx, rx) = mpsc::channel(shared.config.outbound_queue);
+    let (tx, mut rx) = mpsc::channel(shared.config.outbound_queue);
     let overflow = CancellationToken::new();
     let mailbox = Mailbox {
-        tx,
+        tx: tx.clone(),
         overflow: overflow.clone(),
     };
     let conn = shared.switchboard.connect(&room, mailbox);
@@ -143,8 +146,8 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         ms: AtomicU64::new(0),
     };
     let end = tokio::select! {
-        end = read_loop(&mut stream, conn, &shared, &heard) => end,
-        end = write_loop(&mut sink, rx, conn, &shared, &heard, &overflow) => end,
+        end = read_loop(&mut stream, &tx, conn, &shared, &heard) => end,
+        end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
     };
     shared.switchboard.logout(conn);
     tracing::info!(conn = conn.0, ?end, "WebSocket disconnected");
@@ -161,21 +164,47 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         }
         End::Broken | End::CutOff => None,
     };
-    if let Some((code, reason)) = close {
-        let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
-        if let Ok(Ok(())) = tokio::time::timeout(CLOSE_WAIT, sink.send(frame)).await {
-            // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
-            let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-            let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+    let Some((code, reason)) = close else {
+        return;
+    };
+    let closing = async {
+        if matches!(end, End::TooBig | End::Flood | End::Shutdown) {
+            // What was already queued (e.g. replies to the frames before the flood) goes first.
+            while let Ok(Outbound::Msg(msg)) = rx.try_recv() {
+                sink.feed(frame_for(msg, &shared, None)).await?;
+            }
         }
+        let reason = reason.into();
+        sink.send(Message::Close(Some(CloseFrame { code, reason })))
+            .await
+    };
+    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_WAIT, closing).await {
+        // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
     }
+}
+
+/// Serializes one message; a login success gets fresh ICE credentials here, and the time to
+/// refresh them is noted in `refresh`.
+fn frame_for(
+    mut msg: ServerMsg,
+    shared: &Shared,
+    refresh: Option<&mut Option<(Instant, String)>>,
+) -> Message {
+    if let ServerMsg::LoginOk { name, ice, .. } = &mut msg {
+        let grant = shared.ice.ice_servers_for(name);
+        if let Some(refresh) = refresh {
+            *refresh = Some((Instant::now() + refresh_after(grant.ttl), name.clone()));
+        }
+        *ice = Some(grant);
+    }
+    Message::Text(msg.to_text().into())
 }
 
 async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
+    own_mailbox: &mpsc::Sender<Outbound>,
     conn: ConnId,
     shared: &Shared,
     heard: &LastHeard,
@@ -200,6 +229,16 @@ async fn read_loop(
             Some(Ok(Message::Binary(_))) => None,
         };
         heard.touch();
+        // Replies to this client's own frames must not overflow its queue just because its
+        // frames arrive faster than this task writes: wait for room (the writer times out a
+        // client that stops reading altogether).
+        match own_mailbox
+            .reserve_many(REPLY_ROOM.min(config.outbound_queue))
+            .await
+        {
+            Ok(room) => drop(room),
+            Err(_) => return End::CutOff,
+        }
         match limit.check(std::time::Instant::now()) {
             Verdict::Accept => {}
             Verdict::Refuse => {
@@ -240,7 +279,7 @@ fn read_error(conn: ConnId, err: axum::Error) -> End {
 
 async fn write_loop(
     sink: &mut SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    rx: &mut mpsc::Receiver<Outbound>,
     conn: ConnId,
     shared: &Shared,
     heard: &LastHeard,
@@ -261,14 +300,11 @@ async fn write_loop(
             out = rx.recv() => match out {
                 None => return End::CutOff,
                 Some(Outbound::Close { code, reason }) => return End::Server { code, reason },
-                Some(Outbound::Msg(mut msg)) => {
-                    if let ServerMsg::LoginOk { name, ice, .. } = &mut msg {
-                        let grant = shared.ice.ice_servers_for(name);
-                        refresh = Some((Instant::now() + refresh_after(grant.ttl), name.clone()));
-                        *ice = Some(grant);
+                Some(Outbound::Msg(msg)) => {
+                    if matches!(msg, ServerMsg::LoginOk { .. }) {
                         tracing::info!(conn = conn.0, "logged in");
                     }
-                    Message::Text(msg.to_text().into())
+                    frame_for(msg, shared, Some(&mut refresh))
                 }
             },
             _ = ping.tick() => {
@@ -285,11 +321,13 @@ async fn write_loop(
                 Message::Text(ServerMsg::IceServers(grant).to_text().into())
             }
         };
-        // A client that does not read blocks this send; its mailbox then overflows.
+        // A client that does not read blocks this send; its mailbox then overflows, or, if
+        // nobody writes to it, the send times out like a missing pong.
         tokio::select! {
             sent = sink.send(frame) => if sent.is_err() { return End::Broken },
             _ = shared.shutdown.cancelled() => return End::Shutdown,
             _ = overflow.cancelled() => return End::CutOff,
+            _ = tokio::time::sleep(pong_timeout) => return End::CutOff,
         }
     }
 }
