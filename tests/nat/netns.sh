@@ -74,6 +74,10 @@ link() { # ns_a if_a addr_a ns_b if_b addr_b
 up() {
     for ns in "$PUB" "$RA" "$RB" "$CA" "$CB"; do
         ip netns add "$ns"
+        # IPv4 only. An IPv6 link-local address finishing duplicate address detection a second
+        # after a link comes up is a "network change" to Chromium, which then aborts page loads
+        # (net::ERR_NETWORK_CHANGED).
+        nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
         nsx "$ns" ip link set lo up
     done
     link "$PUB" pa "$PUB_A/24" "$RA" wan "$ROUTER_A/24"

@@ -75,10 +75,18 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
     (cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The callbox tests drive the page with the web client's own driver (tests/browser/lib), which
+# imports playwright-core from tests/browser/node_modules.
+browser_dir=$root/tests/browser
+if [ -f "$browser_dir/package-lock.json" ] && [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+    echo "== installing the web client driver's node modules (tests/browser)"
+    (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 echo "== NAT traversal test (namespaces $NAT_PREFIX-*)"
 cd "$here"
 # A hard bound on the whole run; each wait inside has its own, shorter one.
 timeout --kill-after=10 "${NAT_TEST_TIMEOUT:-300}" \
-    node --test --test-concurrency=1 --test-reporter=spec ./*.test.mjs &
+    node --test --test-concurrency=1 --test-reporter=spec topology.test.mjs callbox.test.mjs &
 test_pid=$!
 wait "$test_pid"
