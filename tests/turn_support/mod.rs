@@ -381,7 +381,7 @@ impl RawClient {
         loop {
             let r = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await;
             let Ok(Ok((n, _))) = r else { return None };
-            if buf[0] >= 0x40 && buf[0] <= 0x4f && n >= 4 {
+            if (0x40..=0x7f).contains(&buf[0]) && n >= 4 {
                 let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
                 return Some((buf[4..4 + len.min(n - 4)].to_vec(), None));
             }
@@ -398,4 +398,46 @@ impl RawClient {
             }
         }
     }
+}
+
+/// A self-signed certificate for `localhost`: the server side, and a client that trusts it.
+pub fn tls_pair() -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    let (chain, key) = callbox::web::tls::self_signed(HOST).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain.clone(), key)
+        .unwrap();
+    (Arc::new(server), Arc::new(tls_client(&chain[0])))
+}
+
+pub fn tls_client(cert: &rustls_pki_types::CertificateDer<'static>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+pub async fn tls_connect(
+    addr: SocketAddr,
+    client: Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(HOST).unwrap();
+    tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+pub async fn tcp_conn(addr: SocketAddr) -> Arc<StreamConn<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let local = tcp.local_addr().unwrap();
+    Arc::new(StreamConn::new(tcp, addr, local))
 }
