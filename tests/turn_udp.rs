@@ -306,3 +306,57 @@ async fn a_flood_of_unauthenticated_requests_leaves_state_bounded() {
     assert!(stats.clients <= 51, "{stats:?}");
     server.close().await;
 }
+
+#[tokio::test]
+async fn external_ip_is_advertised_as_the_relay_address() {
+    let mut cfg = config();
+    cfg.external_ip = Some("203.0.113.9".parse().unwrap());
+    let server = start(cfg).await;
+    let (u, p) = rest_credentials(&server, "alice");
+    let mut c = RawClient::new(server.udp_addrs()[0], &u, &p).await;
+    let relayed = RawClient::relayed(&c.allocate().await.unwrap());
+    assert_eq!(relayed.ip().to_string(), "203.0.113.9");
+    assert!(relayed.port() >= 49152);
+    // The advertised address counts as our own: a peer on relay ports only.
+    let peer = SocketAddr::new(relayed.ip(), 50000);
+    assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 0);
+    let peer = SocketAddr::new(relayed.ip(), 443);
+    assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 403);
+    server.close().await;
+}
+
+#[tokio::test]
+async fn ice_servers_carry_every_url_and_fresh_rest_credentials() {
+    let server = start(config()).await;
+    let (ice, ttl) = server.ice_servers_for("alice");
+    assert_eq!(ttl, Duration::from_secs(12 * 3600));
+    let urls: Vec<String> = ice[0]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    let (udp, tcp) = (server.udp_addrs()[0].port(), server.tcp_addrs()[0].port());
+    assert_eq!(
+        urls,
+        vec![
+            format!("stun:localhost:{udp}"),
+            format!("turn:localhost:{udp}?transport=udp"),
+            format!("turn:localhost:{tcp}?transport=tcp"),
+        ]
+    );
+    let username = ice[0]["username"].as_str().unwrap();
+    let (expiry, name) = username.split_once(':').unwrap();
+    assert_eq!(name, "alice");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now + 12 * 3600 - 5..=now + 12 * 3600 + 5).contains(&expiry));
+    assert_eq!(
+        ice[0]["credential"].as_str().unwrap(),
+        callbox::turn::credentials::rest_password(SECRET.as_bytes(), username)
+    );
+    server.close().await;
+}

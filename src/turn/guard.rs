@@ -62,10 +62,11 @@ enum Alloc {
     Active { user: String },
 }
 
-/// The crate forgets nonces after an hour; stop trusting ours a little before.
-const NONCE_TRUST: Duration = Duration::from_secs(55 * 60);
-/// Nonces remembered per client; older ones are treated as unknown (the crate re-issues).
-const NONCES_KEPT: usize = 8;
+/// The crate honours a nonce for an hour after issuing it. The guard remembers every nonce
+/// the crate issued on this transport for a little longer, so that any nonce the crate would
+/// still accept is one the guard checks credentials, quotas and peers for. (How many there
+/// can be is bounded by the unauthenticated-request budget below.)
+const NONCE_TRUST: Duration = Duration::from_secs(61 * 60);
 /// Unauthenticated requests one client transport may push into the crate: a burst, a slow
 /// refill (a legitimate client needs one per allocation plus one per hour), and a hard cap,
 /// so the crate's per-transport nonce map stays small however long the transport lives.
@@ -175,9 +176,8 @@ impl Guard {
         let Some(m) = wire::parse(bytes) else { return };
         if m.typ.class == CLASS_ERROR_RESPONSE {
             if let Some(nonce) = wire::text_attr(&m, ATTR_NONCE) {
-                if self.nonces.len() >= NONCES_KEPT {
-                    self.nonces.pop_front();
-                }
+                self.nonces
+                    .retain(|(_, at)| now.saturating_duration_since(*at) < NONCE_TRUST);
                 self.nonces.push_back((nonce, now));
             }
         }
@@ -215,6 +215,11 @@ impl Guard {
     }
 
     fn unauthenticated(&mut self, now: Instant) -> Verdict {
+        // Whatever this request carries, the crate must not authenticate it with a key the
+        // guard verified for an earlier request: it only gets to issue a nonce.
+        if let Ok(mut cell) = self.auth.lock() {
+            *cell = None;
+        }
         let counters = &self.shared.counters;
         let budget_ok = self.unauth_passed < UNAUTH_CAP
             && self.budget.take(1.0, UNAUTH_RATE, UNAUTH_BURST, now);

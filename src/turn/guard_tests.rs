@@ -338,3 +338,43 @@ fn ipv6_allocation_without_an_ipv6_relay_gets_440() {
     let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", attrs);
     assert_eq!(code_of(&g.inbound(&raw, Instant::now(), 1000)), Some(440));
 }
+
+#[test]
+fn a_request_passed_as_unauthenticated_cannot_reuse_an_earlier_key() {
+    let s = shared(10, 100);
+    let mut g = guard(&s, 1);
+    nonce_from_crate(&mut g, "n");
+    let (user, pass) = creds_for(&s, "alice");
+    let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert!(g.auth.lock().unwrap().is_some());
+    let (raw, _) = signed(METHOD_REFRESH, &user, &pass, REALM, "unknown", vec![]);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert!(
+        g.auth.lock().unwrap().is_none(),
+        "the crate would accept it with the old key"
+    );
+}
+
+#[test]
+fn every_nonce_the_crate_still_honours_is_remembered() {
+    let s = shared(10, 100);
+    let mut g = guard(&s, 1);
+    for i in 0..30 {
+        nonce_from_crate(&mut g, &format!("n{i}"));
+    }
+    let (user, pass) = creds_for(&s, "alice");
+    let peer: Box<dyn Setter> = Box::new(PeerAddress {
+        ip: "10.0.0.1".parse().unwrap(),
+        port: 80,
+    });
+    let (raw, _) = signed(
+        METHOD_CREATE_PERMISSION,
+        &user,
+        &pass,
+        REALM,
+        "n0",
+        vec![peer],
+    );
+    assert_eq!(code_of(&g.inbound(&raw, Instant::now(), 1000)), Some(403));
+}

@@ -231,8 +231,13 @@ pub struct Reply {
 
 impl RawClient {
     pub async fn new(server: SocketAddr, user: &str, pass: &str) -> RawClient {
+        let local = if server.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        };
         RawClient {
-            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            socket: UdpSocket::bind(local).await.unwrap(),
             server,
             user: user.into(),
             pass: pass.into(),
@@ -314,10 +319,21 @@ impl RawClient {
 
     /// Allocate with the long-term mechanism (401 first); returns the final reply.
     pub async fn allocate(&mut self) -> Option<Reply> {
+        self.allocate_family(None).await
+    }
+
+    /// Allocate asking for a relay family (REQUESTED-ADDRESS-FAMILY, RFC 6156) when given.
+    pub async fn allocate_family(&mut self, ipv6: Option<bool>) -> Option<Reply> {
         let attrs = || -> Vec<Box<dyn Setter>> {
-            vec![Box::new(RequestedTransport {
+            let mut a: Vec<Box<dyn Setter>> = vec![Box::new(RequestedTransport {
                 protocol: turn::proto::PROTO_UDP,
-            })]
+            })];
+            match ipv6 {
+                Some(true) => a.push(Box::new(turn::proto::reqfamily::REQUESTED_FAMILY_IPV6)),
+                Some(false) => a.push(Box::new(turn::proto::reqfamily::REQUESTED_FAMILY_IPV4)),
+                None => {}
+            }
+            a
         };
         let first = self.request(METHOD_ALLOCATE, attrs()).await?;
         if first.code != 401 {
