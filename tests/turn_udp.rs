@@ -360,3 +360,29 @@ async fn ice_servers_carry_every_url_and_fresh_rest_credentials() {
     );
     server.close().await;
 }
+
+#[tokio::test]
+async fn behind_1to1_nat_two_relays_of_this_server_reach_each_other_without_hairpinning() {
+    let mut cfg = config();
+    // A documentation address stands in for the public IP: nothing can route it, so data
+    // only arrives if the server short-cuts relay-to-relay traffic to the bound address.
+    cfg.external_ip = Some("203.0.113.9".parse().unwrap());
+    let server = start(cfg).await;
+    let addr = server.udp_addrs()[0];
+    let (u, p) = rest_credentials(&server, "alice");
+    let mut a = RawClient::new(addr, &u, &p).await;
+    let mut b = RawClient::new(addr, &u, &p).await;
+    let ra = RawClient::relayed(&a.allocate().await.unwrap());
+    let rb = RawClient::relayed(&b.allocate().await.unwrap());
+    assert_eq!(a.create_permission(&[rb]).await.unwrap().code, 0);
+    assert_eq!(b.create_permission(&[ra]).await.unwrap().code, 0);
+    a.send_indication(rb, b"via the public address").await;
+    let (data, from) = b.next_data(Duration::from_secs(2)).await.expect("hairpin");
+    assert_eq!(data, b"via the public address");
+    assert_eq!(
+        from,
+        Some(ra),
+        "the peer is shown as its advertised relay address"
+    );
+    server.close().await;
+}

@@ -84,6 +84,11 @@ impl RelayAddressGenerator for Generator {
         tracing::debug!(%user, relay = %advertised, "TURN allocation created");
         let conn = RelayConn {
             socket,
+            hairpin: s
+                .external_ip
+                .filter(|ext| ext.is_ipv4() == bound.is_ipv4())
+                .map(|ext| (ext, bound.ip())),
+            relay_ports: s.port_min..=s.port_max,
             policy: Arc::clone(&self.policy),
             user,
             relay: advertised,
@@ -132,6 +137,10 @@ async fn bind_in_range(ip: IpAddr, min: u16, max: u16, requested: u16) -> Option
 /// A relay socket with the policy, the bandwidth limit and the byte counters around it.
 pub struct RelayConn {
     socket: UdpSocket,
+    /// (advertised, bound) when they differ: traffic between two of our own relays goes
+    /// directly between the bound addresses, since a 1:1 NAT often cannot hairpin.
+    hairpin: Option<(IpAddr, IpAddr)>,
+    relay_ports: std::ops::RangeInclusive<u16>,
     policy: Arc<PeerPolicy>,
     user: String,
     relay: SocketAddr,
@@ -154,6 +163,24 @@ impl RelayConn {
         bucket
             .lock()
             .is_ok_and(|mut b| b.take(len as f64, rate, burst(self.bytes_per_sec), Instant::now()))
+    }
+
+    /// A peer that is another of our relays, as the clients know it (advertised address).
+    fn as_advertised(&self, from: SocketAddr) -> SocketAddr {
+        match self.hairpin {
+            Some((ext, bound)) if from.ip() == bound && self.relay_ports.contains(&from.port()) => {
+                SocketAddr::new(ext, from.port())
+            }
+            _ => from,
+        }
+    }
+
+    /// Where to really send for a peer that is another of our relays.
+    fn as_bound(&self, to: SocketAddr) -> SocketAddr {
+        match self.hairpin {
+            Some((ext, bound)) if to.ip() == ext => SocketAddr::new(bound, to.port()),
+            _ => to,
+        }
     }
 
     /// The one line per allocation: who, how long, how much each way.
@@ -200,7 +227,7 @@ impl Conn for RelayConn {
             };
             if self.within_budget(&self.in_bucket, n) {
                 self.from_peer.fetch_add(n as u64, Ordering::Relaxed);
-                return Ok((n, from));
+                return Ok((n, self.as_advertised(from)));
             }
         }
     }
@@ -214,7 +241,7 @@ impl Conn for RelayConn {
         if self.policy.check(target).is_err() || !self.within_budget(&self.out_bucket, buf.len()) {
             return Ok(buf.len());
         }
-        let n = self.socket.send_to(buf, target).await?;
+        let n = self.socket.send_to(buf, self.as_bound(target)).await?;
         self.to_peer.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
