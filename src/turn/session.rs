@@ -62,6 +62,10 @@ pub async fn start(
     transport: Arc<dyn Transport>,
     permit: OwnedSemaphorePermit,
 ) -> Result<SessionHandle, turn::Error> {
+    // On a dual-stack `[::]` listener IPv4 clients arrive as `::ffff:a.b.c.d`; the crate and
+    // the guard see them as the IPv4 addresses they are (XOR-MAPPED-ADDRESS, quotas, limits).
+    // Replies still go out through the transport, which keeps the socket's own form.
+    let client = unmapped(client);
     let (tx, rx) = mpsc::channel(64);
     let ended = CancellationToken::new();
     let auth: AuthCell = Arc::new(Mutex::new(None));
@@ -193,6 +197,16 @@ struct SessionConn {
     guard: Arc<Mutex<Guard>>,
     last_seen: Arc<Mutex<Instant>>,
     ended: CancellationToken,
+}
+
+pub fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), addr.port()),
+            None => addr,
+        },
+        _ => addr,
+    }
 }
 
 fn unix_now() -> u64 {

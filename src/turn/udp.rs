@@ -67,7 +67,7 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv, clients: Arc<Semaphore>) 
         let message = wire::parse(bytes);
         if let Some(m) = &message {
             if m.typ.class == CLASS_REQUEST && m.typ.method == METHOD_BINDING {
-                if let Some(reply) = wire::binding_response(m, from) {
+                if let Some(reply) = wire::binding_response(m, session::unmapped(from)) {
                     let _ = socket.try_send_to(&reply, from);
                 }
                 continue;
