@@ -23,6 +23,8 @@ if (skip) {
 let callbox = null;
 let browsers = [];
 const results = [];
+// Variants whose call connected through the relay, for the byte-count check at the end.
+const relayed = [];
 
 async function closeBrowsers() {
   await Promise.all(browsers.map((b) => b.close()));
@@ -169,6 +171,7 @@ test('alice and bob behind symmetric NATs call through callbox relay over UDP', 
     await assertPageSaysRelayed(a, b);
     await screenshots('udp', a, b);
     report('TURN/UDP', media);
+    relayed.push('udp');
   }));
 
 test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { skip }, (t) =>
@@ -226,6 +229,7 @@ test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP o
       await assertPageSaysRelayed(a, b);
       await screenshots('tcp', a, b);
       report('TURN/TCP (UDP 3478 blocked)', media);
+      relayed.push('tcp');
     } finally {
       netns('open');
     }
@@ -247,7 +251,31 @@ test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all 
       await assertPageSaysRelayed(a, b);
       await screenshots('tls443', a, b);
       report('TURN/TLS on 443 only', media);
+      relayed.push('tls');
     } finally {
       netns('open');
     }
   }));
+
+test("callbox's own relay carried the calls: its allocation summaries count the media bytes", { skip }, async (t) => {
+  if (relayed.length === 0) return t.skip('no relayed call connected');
+  const box = callbox;
+  callbox = null;
+  await box.stop(); // SIGTERM: every allocation ends and logs its one summary line
+  const summaries = box.output()
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .filter((l) => l.includes('TURN allocation ended'))
+    .map((l) => ({
+      user: /user=(\S+)/.exec(l)?.[1] ?? '',
+      toPeers: Number(/bytes_to_peers=(\d+)/.exec(l)?.[1] ?? 0),
+      fromPeers: Number(/bytes_from_peers=(\d+)/.exec(l)?.[1] ?? 0),
+    }));
+  for (const variant of relayed) {
+    const mine = summaries.filter((s) => s.user === `alice-${variant}` || s.user === `bob-${variant}`);
+    const to = mine.reduce((n, s) => n + s.toPeers, 0);
+    const from = mine.reduce((n, s) => n + s.fromPeers, 0);
+    assert.ok(to > 20_000 && from > 20_000, `${variant}: callbox relayed media both ways, more than ICE checks alone could add up to (to peers ${to} B, from peers ${from} B; ${mine.length} allocations)`);
+    results.push(`${variant}: callbox's allocations relayed ${to} B to peers and ${from} B from peers`);
+  }
+});
