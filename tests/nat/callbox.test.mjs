@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { addr, natDir, ns, netns, stopAll } from './lib/topology.mjs';
-import { launchIn, snapshot } from './lib/browser.mjs';
+import { launchPair, snapshot } from './lib/browser.mjs';
 import { callboxBin, startCallbox } from './lib/callbox.mjs';
 import { loadDriver } from './lib/ui.mjs';
 import { sleep, waitFor } from './lib/wait.mjs';
@@ -51,17 +51,13 @@ after(async () => {
 
 /** Chromium in each client namespace, on callbox's page, logged in; alice calls, bob accepts. */
 async function call(variant, { policy = 'all' } = {}) {
-  const [a, b] = await Promise.all([
-    launchIn(ns.clientA, { policy, name: 'alice' }),
-    launchIn(ns.clientB, { policy, name: 'bob' }),
-  ]);
-  browsers.push(a, b);
+  const [a, b] = await launchPair([ns.clientA, ns.clientB], { policy }, browsers);
   const alice = `alice-${variant}`;
   const bob = `bob-${variant}`;
   await Promise.all([a.page.goto(callbox.url), b.page.goto(callbox.url)]);
   await driver.login(a.page, alice);
   await driver.login(b.page, bob);
-  await a.page.locator(`[data-user="${bob}"]`).waitFor({ state: 'visible', timeout: 10_000 });
+  await driver.waitForUser(a.page, bob);
   const clickedAt = Date.now();
   await driver.call(a.page, bob);
   await driver.accept(b.page, { from: alice });
@@ -149,7 +145,7 @@ function report(variant, media) {
 }
 
 /** On failure, what the pages and callbox said, to tell a NAT problem from an app problem. */
-async function withDiagnostics(t, fn) {
+async function withDiagnostics(fn) {
   try {
     await fn();
   } catch (err) {
@@ -162,8 +158,8 @@ async function withDiagnostics(t, fn) {
   }
 }
 
-test('alice and bob behind symmetric NATs call through callbox relay over UDP', { skip }, (t) =>
-  withDiagnostics(t, async () => {
+test('alice and bob behind symmetric NATs call through callbox relay over UDP', { skip }, () =>
+  withDiagnostics(async () => {
     const { a, b, clickedAt } = await call('udp');
     const media = await waitForMedia(a, b, clickedAt);
     const localRelays = assertRelayedByCallbox(media.snaps);
@@ -174,8 +170,8 @@ test('alice and bob behind symmetric NATs call through callbox relay over UDP', 
     relayed.push('udp');
   }));
 
-test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { skip }, (t) =>
-  withDiagnostics(t, async () => {
+test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { skip }, () =>
+  withDiagnostics(async () => {
     const { a, b } = await call('stun', { policy: 'stun-only' });
     const sides = ['alice', 'bob'];
     const srflxChecks = [new Map(), new Map()];
@@ -216,8 +212,8 @@ test('with TURN withheld (STUN only) the call cannot connect although srflx cand
     console.log(line);
   }));
 
-test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP or TURN/TLS', { skip }, (t) =>
-  withDiagnostics(t, async () => {
+test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP or TURN/TLS', { skip }, () =>
+  withDiagnostics(async () => {
     netns('block-udp-turn');
     try {
       const { a, b, clickedAt } = await call('tcp');
@@ -235,8 +231,8 @@ test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP o
     }
   }));
 
-test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all share 443', { skip }, (t) =>
-  withDiagnostics(t, async () => {
+test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all share 443', { skip }, () =>
+  withDiagnostics(async () => {
     netns('only-tcp', '443');
     try {
       const { a, b, clickedAt } = await call('tls');

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { addr, ns, netns, runIn, startIn, stopAll } from './lib/topology.mjs';
-import { launchIn, snapshot } from './lib/browser.mjs';
+import { launchPair, snapshot } from './lib/browser.mjs';
 import { startRawCall, trickle } from './lib/raw-call.mjs';
 import { sleep } from './lib/wait.mjs';
 
@@ -73,8 +73,7 @@ test('the two routers reach each other through the public side (a direct path wo
 // Runs a test-signalled call between the two clients with our STUN reflector only and returns
 // both sides' final snapshots, or as soon as both are connected.
 async function stunOnlyRawCall(limitMs) {
-  const [a, b] = await Promise.all([launchIn(ns.clientA, { name: 'A' }), launchIn(ns.clientB, { name: 'B' })]);
-  browsers.push(a, b);
+  const [a, b] = await launchPair([ns.clientA, ns.clientB], {}, browsers);
   try {
     await startRawCall(a.page, b.page, [{ urls: `stun:${addr.callbox}:${STUN_PORT}` }]);
     const deadline = Date.now() + limitMs;

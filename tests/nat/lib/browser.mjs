@@ -83,3 +83,18 @@ async function setUp(browser, { policy, name, pid, killPid }) {
 export function snapshot(page) {
   return page.evaluate(() => window.__nat?.snapshot() ?? null);
 }
+
+/**
+ * Chromium in two namespaces at once. Both are added to `into` as soon as they start, so the
+ * caller's cleanup closes one that started even when the other failed.
+ */
+export async function launchPair([nsA, nsB], { policy = 'all', names = ['alice', 'bob'] } = {}, into = []) {
+  const launched = await Promise.allSettled([
+    launchIn(nsA, { policy, name: names[0] }),
+    launchIn(nsB, { policy, name: names[1] }),
+  ]);
+  for (const r of launched) if (r.status === 'fulfilled') into.push(r.value);
+  const failed = launched.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return launched.map((r) => r.value);
+}

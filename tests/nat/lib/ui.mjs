@@ -13,8 +13,8 @@ export async function loadDriver() {
   if (!fs.existsSync(driverPath)) return { missing: `${driverPath} is not in this tree (the web client has not landed)` };
   // From here on a problem is a failure, not a skip: the client is there, so the test must run.
   const d = await import(driverPath);
-  for (const fn of ['login', 'call', 'accept']) {
+  for (const fn of ['login', 'waitForUser', 'call', 'accept']) {
     if (typeof d[fn] !== 'function') throw new Error(`${driverPath} no longer exports ${fn}(); update tests/nat/lib/ui.mjs`);
   }
-  return { login: d.login, call: d.call, accept: d.accept };
+  return { login: d.login, waitForUser: d.waitForUser, call: d.call, accept: d.accept };
 }
