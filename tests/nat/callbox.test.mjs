@@ -158,7 +158,7 @@ async function withDiagnostics(fn) {
   }
 }
 
-test('alice and bob behind symmetric NATs call through callbox relay over UDP', { skip }, () =>
+test('alice and bob behind symmetric NATs call through callbox relay over UDP', { skip, timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     const { a, b, clickedAt } = await call('udp');
     const media = await waitForMedia(a, b, clickedAt);
@@ -170,7 +170,7 @@ test('alice and bob behind symmetric NATs call through callbox relay over UDP', 
     relayed.push('udp');
   }));
 
-test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { skip }, () =>
+test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { skip, timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     const { a, b } = await call('stun', { policy: 'stun-only' });
     const sides = ['alice', 'bob'];
@@ -212,7 +212,7 @@ test('with TURN withheld (STUN only) the call cannot connect although srflx cand
     console.log(line);
   }));
 
-test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP or TURN/TLS', { skip }, () =>
+test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP or TURN/TLS', { skip, timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     netns('block-udp-turn');
     try {
@@ -231,7 +231,7 @@ test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP o
     }
   }));
 
-test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all share 443', { skip }, () =>
+test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all share 443', { skip, timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     netns('only-tcp', '443');
     try {
@@ -253,7 +253,7 @@ test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all 
     }
   }));
 
-test("callbox's own relay carried the calls: its allocation summaries count the media bytes", { skip }, async (t) => {
+test("callbox's own relay carried the calls: its allocation summaries count the media bytes", { skip, timeout: 90_000 }, async (t) => {
   if (relayed.length === 0) return t.skip('no relayed call connected');
   const box = callbox;
   callbox = null;

@@ -37,7 +37,7 @@ function probe(netnsName, target, ports, ...flags) {
   return JSON.parse(out.trim().split('\n').pop());
 }
 
-test('each router maps a client to a new random public port per destination (symmetric NAT)', () => {
+test('each router maps a client to a new random public port per destination (symmetric NAT)', { timeout: 60_000 }, () => {
   for (const [client, router] of [[ns.clientA, addr.routerA], [ns.clientB, addr.routerB]]) {
     const { mapped, error } = probe(client, addr.callbox, [STUN_PORT, OTHER_PORT]);
     assert.equal(error, undefined, `${client}: ${error}`);
@@ -48,7 +48,7 @@ test('each router maps a client to a new random public port per destination (sym
   }
 });
 
-test('client networks reach neither each other nor anything but the public side', () => {
+test('client networks reach neither each other nor anything but the public side', { timeout: 60_000 }, () => {
   assert.match(probe(ns.clientA, addr.clientB, [STUN_PORT]).error, /no answer/);
   assert.match(probe(ns.clientB, addr.clientA, [STUN_PORT]).error, /no answer/);
   assert.match(probe(ns.pub, addr.clientA, [STUN_PORT]).error, /no answer/);
@@ -59,7 +59,7 @@ test('client networks reach neither each other nor anything but the public side'
   }
 });
 
-test('the two routers reach each other through the public side (a direct path would be routable)', async () => {
+test('the two routers reach each other through the public side (a direct path would be routable)', { timeout: 60_000 }, async () => {
   const onRouterB = await startIn(ns.routerB, process.execPath, [reflector, 'serve', addr.routerB, '4100', '--ttl', '20'], { ready: /ready/ });
   try {
     const { mapped, error } = probe(ns.routerA, addr.routerB, [4100], '--tcp');
@@ -102,7 +102,7 @@ async function stunOnlyRawCall(limitMs) {
   }
 }
 
-test('direct call with STUN connects through port-preserving NATs (control)', async () => {
+test('direct call with STUN connects through port-preserving NATs (control)', { timeout: 60_000 }, async () => {
   netns('nat-mode', 'preserve');
   try {
     const snaps = await stunOnlyRawCall(15_000);
@@ -115,7 +115,7 @@ test('direct call with STUN connects through port-preserving NATs (control)', as
   }
 });
 
-test('direct call with STUN fails through the symmetric NATs after srflx candidates were exchanged', async () => {
+test('direct call with STUN fails through the symmetric NATs after srflx candidates were exchanged', { timeout: 60_000 }, async () => {
   const snaps = await stunOnlyRawCall(25_000);
   for (const [side, s] of [['A', snaps[0]], ['B', snaps[1]]]) {
     assert.ok(s.gathered.includes('srflx'), `${side} gathered srflx: ${s.gathered}`);
