@@ -101,7 +101,7 @@ const pathOf = (s) => {
   const l = s.selected.local;
   const r = s.selected.remote;
   const via = l.url ? ` via ${l.url}` : '';
-  return `${l.type}${l.relayProtocol ? `(${l.relayProtocol})` : ''} ${l.address ?? '?'}${via} <-> ${r.type} ${r.address ?? '(hidden)'}`;
+  return `${l.type}${l.relayProtocol ? `(${l.relayProtocol})` : ''} ${l.address || '(address hidden)'}${via} <-> ${r.type} ${r.address || '(address hidden)'}`;
 };
 
 /** What the person sees: the page's status line says the call is relayed through the server. */
