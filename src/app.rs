@@ -183,7 +183,7 @@ pub async fn run_until_signal(config: Config) -> Result<(), StartError> {
 /// Logs for journald: no colours, no timestamps of our own when journald adds them.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBOX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,turn=warn,webrtc_util=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,turn=off,webrtc_util=off"));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

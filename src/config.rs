@@ -204,10 +204,13 @@ impl Config {
     }
 }
 
-/// Same port (not ephemeral) and addresses that overlap: equal, or either unspecified.
+/// Same port (not ephemeral), same family, and addresses that overlap: equal, or either
+/// unspecified. IPv4 and IPv6 listeners never clash: callbox binds IPv6 sockets v6-only when an
+/// IPv4 listener shares the port, so "0.0.0.0:3478" and "[::]:3478" can both be listed.
 fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0
         && a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
