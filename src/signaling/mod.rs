@@ -2,10 +2,18 @@
 //! call set-up messages (offers, answers, ICE candidates) to one named user. The server routes
 //! those messages by name and never reads their bodies.
 //!
-//! STUB: the signaling work replaces this file's body; the items below are the interface the
-//! app wiring relies on.
+//! Layers, outside in: [`connection`] (the socket edge: upgrade checks, limits, ping, close
+//! codes) talks only to a [`Switchboard`] (presence and routing behind one narrow interface);
+//! [`LocalSwitchboard`] runs the plain-state [`hub::Hub`] in memory; [`protocol`] turns frames
+//! into typed messages and back. The wire format is written up in docs/protocol.md.
 
 pub mod config;
+pub mod connection;
+pub mod hub;
+pub mod limits;
+pub mod names;
+pub mod protocol;
+pub mod switchboard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::SignalingConfig;
+pub use hub::{ConnId, HubConfig};
+pub use switchboard::{LocalSwitchboard, Mailbox, Switchboard};
 
 /// Where logged-in users get their `iceServers` (the TURN module, wired in by the app).
 pub trait IceServerSource: Send + Sync + 'static {
@@ -22,7 +32,7 @@ pub trait IceServerSource: Send + Sync + 'static {
     fn ice_servers_for(&self, name: &str) -> IceGrant;
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IceGrant {
     pub ice_servers: serde_json::Value,
     pub ttl: Duration,
@@ -41,7 +51,31 @@ pub struct SignalingContext {
     pub tasks: TaskTracker,
 }
 
-/// The `/ws` route.
-pub fn router(_ctx: SignalingContext) -> axum::Router {
+/// The `/ws` route, with presence and routing kept in this process.
+pub fn router(ctx: SignalingContext) -> axum::Router {
+    let switchboard = Arc::new(LocalSwitchboard::new(HubConfig::new(
+        &ctx.config,
+        &ctx.rooms,
+    )));
+    router_with(ctx, switchboard)
+}
+
+/// The `/ws` route over any [`Switchboard`] (e.g. one shared between several nodes).
+pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> axum::Router {
+    let shared = Arc::new(connection::Shared {
+        per_ip: limits::PerIpLimit::new(ctx.config.max_connections_per_ip),
+        config: ctx.config,
+        allowed_origins: ctx
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect(),
+        ice: ctx.ice,
+        switchboard,
+        shutdown: ctx.shutdown,
+        tasks: ctx.tasks,
+    });
     axum::Router::new()
+        .route("/ws", axum::routing::get(connection::upgrade))
+        .with_state(shared)
 }

@@ -1,0 +1,374 @@
+//! The socket edge: the `/ws` upgrade (Origin, room and per-address checks first), then one
+//! task per connection that moves frames between the WebSocket and the [`Switchboard`]. It owns
+//! what is about the socket itself: size and rate limits, the bounded outbound queue, ping/pong,
+//! TURN credential refresh, and closing with the right code.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{ConnId, Outbound};
+use super::limits::{PerIpLimit, RateLimit, Verdict};
+use super::protocol::{self, ErrorCode, Inbound, ServerMsg};
+use super::switchboard::{Mailbox, Switchboard};
+use super::{names, IceServerSource, SignalingConfig};
+
+/// How long a closing handshake may take before the socket is dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// Credentials are refreshed when this fraction of their lifetime has passed.
+const REFRESH_AT: f64 = 0.8;
+/// Queue slots kept free before handling a client's frame: the most one frame can queue for
+/// its own sender (rejectusername, login reply, user list).
+const REPLY_ROOM: usize = 4;
+/// Floor for the refresh period, so a tiny ttl cannot make a busy loop.
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+
+/// What every connection task shares.
+pub struct Shared {
+    pub config: SignalingConfig,
+    /// Lower-case `scheme://host[:port]`.
+    pub allowed_origins: Vec<String>,
+    pub ice: Arc<dyn IceServerSource>,
+    pub switchboard: Arc<dyn Switchboard>,
+    pub per_ip: PerIpLimit,
+    pub shutdown: CancellationToken,
+    pub tasks: tokio_util::task::TaskTracker,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct WsQuery {
+    room: Option<String>,
+}
+
+/// `GET /ws[?room=R]`.
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &shared.allowed_origins) {
+        tracing::debug!(%peer, "WebSocket refused: foreign Origin");
+        return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
+    }
+    let Some(room) = names::valid_room(query.room.as_deref()) else {
+        return (StatusCode::BAD_REQUEST, "Invalid room name\n").into_response();
+    };
+    let Some(slot) = shared.per_ip.acquire(peer.ip()) else {
+        tracing::info!(%peer, "WebSocket refused: too many connections from this address");
+        return (StatusCode::TOO_MANY_REQUESTS, "Too many connections\n").into_response();
+    };
+    let max = shared.config.max_frame_bytes;
+    let token = shared.tasks.token();
+    ws.protocols(["json"])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_failed_upgrade(move |err| tracing::debug!(%peer, "WebSocket upgrade failed: {err}"))
+        .on_upgrade(move |socket| async move {
+            run(socket, shared, room, peer).await;
+            drop(slot);
+            drop(token);
+        })
+}
+
+/// A missing Origin (not a browser) is allowed; a browser must come from our own page.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
+/// Why a connection ended, which decides how it is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    ClientClosed,
+    Broken,
+    TooBig,
+    Flood,
+    Shutdown,
+    /// The client did not read fast enough (or its mailbox was dropped).
+    CutOff,
+    PongTimeout,
+    Server {
+        code: u16,
+        reason: &'static str,
+    },
+}
+
+/// Milliseconds since the connection started when the client was last heard from.
+struct LastHeard {
+    start: Instant,
+    ms: AtomicU64,
+}
+
+impl LastHeard {
+    fn touch(&self) {
+        self.ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.start
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.ms.load(Ordering::Relaxed)))
+    }
+}
+
+async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketAddr) {
+    let (tx, mut rx) = mpsc::channel(shared.config.outbound_queue);
+    let overflow = CancellationToken::new();
+    let mailbox = Mailbox {
+        tx: tx.clone(),
+        overflow: overflow.clone(),
+    };
+    let conn = shared.switchboard.connect(&room, mailbox);
+    tracing::info!(conn = conn.0, %peer, room = %room, "WebSocket connected");
+    let (mut sink, mut stream) = socket.split();
+    let heard = LastHeard {
+        start: Instant::now(),
+        ms: AtomicU64::new(0),
+    };
+    let end = tokio::select! {
+        end = read_loop(&mut stream, &tx, conn, &shared, &heard) => end,
+        end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
+    };
+    shared.switchboard.logout(conn);
+    tracing::info!(conn = conn.0, ?end, "WebSocket disconnected");
+    let close = match end {
+        End::Shutdown => Some((1001, "going away")),
+        End::TooBig => Some((1009, "message too big")),
+        End::Flood => Some((1008, "rate limit exceeded")),
+        End::PongTimeout => Some((1001, "ping timeout")),
+        End::Server { code, reason } => Some((code, reason)),
+        End::ClientClosed => {
+            // Sends the close reply tungstenite queued when the client's Close arrived.
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
+            None
+        }
+        End::Broken | End::CutOff => None,
+    };
+    let Some((code, reason)) = close else {
+        return;
+    };
+    let closing = async {
+        if matches!(end, End::TooBig | End::Flood | End::Shutdown) {
+            // What was already queued (e.g. replies to the frames before the flood) goes first.
+            while let Ok(Outbound::Msg(msg)) = rx.try_recv() {
+                sink.feed(frame_for(msg, &shared, None)).await?;
+            }
+        }
+        let reason = reason.into();
+        sink.send(Message::Close(Some(CloseFrame { code, reason })))
+            .await
+    };
+    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_WAIT, closing).await {
+        // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+    }
+}
+
+/// Serializes one message; a login success gets fresh ICE credentials here, and the time to
+/// refresh them is noted in `refresh`.
+fn frame_for(
+    mut msg: ServerMsg,
+    shared: &Shared,
+    refresh: Option<&mut Option<(Instant, String)>>,
+) -> Message {
+    if let ServerMsg::LoginOk { name, ice, .. } = &mut msg {
+        let grant = shared.ice.ice_servers_for(name);
+        if let Some(refresh) = refresh {
+            *refresh = Some((Instant::now() + refresh_after(grant.ttl), name.clone()));
+        }
+        *ice = Some(grant);
+    }
+    Message::Text(msg.to_text().into())
+}
+
+async fn read_loop(
+    stream: &mut SplitStream<WebSocket>,
+    own_mailbox: &mpsc::Sender<Outbound>,
+    conn: ConnId,
+    shared: &Shared,
+    heard: &LastHeard,
+) -> End {
+    let board = &shared.switchboard;
+    let config = &shared.config;
+    let mut limit = RateLimit::new(
+        config.messages_per_second,
+        config.message_burst,
+        std::time::Instant::now(),
+    );
+    loop {
+        let text = match stream.next().await {
+            None => return End::ClientClosed,
+            Some(Err(err)) => return read_error(conn, err),
+            Some(Ok(Message::Close(_))) => return End::ClientClosed,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                heard.touch();
+                continue;
+            }
+            Some(Ok(Message::Text(text))) => Some(text),
+            Some(Ok(Message::Binary(_))) => None,
+        };
+        heard.touch();
+        // Replies to this client's own frames must not overflow its queue just because its
+        // frames arrive faster than this task writes: wait for room (the writer times out a
+        // client that stops reading altogether).
+        match own_mailbox
+            .reserve_many(REPLY_ROOM.min(config.outbound_queue))
+            .await
+        {
+            Ok(room) => drop(room),
+            Err(_) => return End::CutOff,
+        }
+        match limit.check(std::time::Instant::now()) {
+            Verdict::Accept => {}
+            Verdict::Refuse => {
+                let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
+                board.deliver(conn, Outbound::Msg(msg));
+                continue;
+            }
+            Verdict::Flood => {
+                tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
+                return End::Flood;
+            }
+        }
+        let Some(text) = text else {
+            let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
+            board.deliver(conn, Outbound::Msg(msg));
+            continue;
+        };
+        match protocol::parse(text.as_str()) {
+            Ok(Inbound::Login(req)) => board.login(conn, req),
+            Ok(Inbound::Routed(msg)) => board.route(conn, msg),
+            Err(err) => board.deliver(conn, Outbound::Msg(err.to_server_msg())),
+        }
+    }
+}
+
+fn read_error(conn: ConnId, err: axum::Error) -> End {
+    let too_big = err
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
+    if too_big {
+        tracing::info!(conn = conn.0, "closing: frame over the size limit");
+        End::TooBig
+    } else {
+        End::Broken
+    }
+}
+
+async fn write_loop(
+    sink: &mut SplitSink<WebSocket, Message>,
+    rx: &mut mpsc::Receiver<Outbound>,
+    conn: ConnId,
+    shared: &Shared,
+    heard: &LastHeard,
+    overflow: &CancellationToken,
+) -> End {
+    let config = &shared.config;
+    let ping_every = Duration::from_secs(config.ping_interval_secs.max(1));
+    let pong_timeout = Duration::from_secs(config.pong_timeout_secs.max(1));
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    // (when to push fresh ICE credentials, for which name)
+    let mut refresh: Option<(Instant, String)> = None;
+    loop {
+        let refresh_at = refresh.as_ref().map(|(at, _)| *at);
+        let frame = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return End::Shutdown,
+            _ = overflow.cancelled() => return End::CutOff,
+            out = rx.recv() => match out {
+                None => return End::CutOff,
+                Some(Outbound::Close { code, reason }) => return End::Server { code, reason },
+                Some(Outbound::Msg(msg)) => {
+                    if matches!(msg, ServerMsg::LoginOk { .. }) {
+                        tracing::info!(conn = conn.0, "logged in");
+                    }
+                    frame_for(msg, shared, Some(&mut refresh))
+                }
+            },
+            _ = ping.tick() => {
+                if heard.silent_for() > pong_timeout {
+                    tracing::info!(conn = conn.0, "no pong: closing");
+                    return End::PongTimeout;
+                }
+                Message::Ping(Default::default())
+            }
+            _ = sleep_until_some(refresh_at) => {
+                let Some((_, name)) = refresh.take() else { continue };
+                let grant = shared.ice.ice_servers_for(&name);
+                refresh = Some((Instant::now() + refresh_after(grant.ttl), name));
+                Message::Text(ServerMsg::IceServers(grant).to_text().into())
+            }
+        };
+        // A client that does not read blocks this send; its mailbox then overflows, or, if
+        // nobody writes to it, the send times out like a missing pong.
+        tokio::select! {
+            sent = sink.send(frame) => if sent.is_err() { return End::Broken },
+            _ = shared.shutdown.cancelled() => return End::Shutdown,
+            _ = overflow.cancelled() => return End::CutOff,
+            _ = tokio::time::sleep(pong_timeout) => return End::CutOff,
+        }
+    }
+}
+
+fn refresh_after(ttl: Duration) -> Duration {
+    ttl.mul_f64(REFRESH_AT).max(MIN_REFRESH)
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_is_compared_case_insensitively_and_may_be_missing() {
+        let allowed = vec!["http://localhost:8080".to_string()];
+        let mut headers = HeaderMap::new();
+        assert!(origin_allowed(&headers, &allowed));
+        headers.insert(header::ORIGIN, "HTTP://LocalHost:8080".parse().unwrap());
+        assert!(origin_allowed(&headers, &allowed));
+        headers.insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+        assert!(!origin_allowed(&headers, &allowed));
+        headers.insert(
+            header::ORIGIN,
+            "http://localhost:8080.evil.example".parse().unwrap(),
+        );
+        assert!(!origin_allowed(&headers, &allowed));
+    }
+
+    #[test]
+    fn credentials_are_refreshed_before_they_expire() {
+        assert_eq!(
+            refresh_after(Duration::from_secs(100)),
+            Duration::from_secs(80)
+        );
+        assert_eq!(refresh_after(Duration::ZERO), MIN_REFRESH);
+    }
+}

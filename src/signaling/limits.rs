@@ -1,0 +1,198 @@
+//! Limits that keep one client (or one address) from hurting the others: a token bucket per
+//! connection and a count of open connections per client address. Plain state; time is passed
+//! in so tests need no clock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// `rate` tokens per second, holding at most `capacity`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, capacity: u32, now: Instant) -> TokenBucket {
+        let capacity = f64::from(capacity.max(1));
+        TokenBucket {
+            rate: f64::from(rate),
+            capacity,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Per-connection message limit. Messages over the rate are refused one by one; a client that
+/// keeps sending well over the rate (refusals outpace a second bucket) is a flood and is closed.
+#[derive(Debug)]
+pub struct RateLimit {
+    messages: TokenBucket,
+    patience: TokenBucket,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Refuse,
+    Flood,
+}
+
+impl RateLimit {
+    /// `per_second` sustained, plus `burst` on top (an ICE candidate storm at call set-up).
+    pub fn new(per_second: u32, burst: u32, now: Instant) -> RateLimit {
+        RateLimit {
+            messages: TokenBucket::new(per_second, per_second.saturating_add(burst), now),
+            patience: TokenBucket::new(per_second, burst.max(per_second), now),
+        }
+    }
+
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        if self.messages.take(now) {
+            Verdict::Accept
+        } else if self.patience.take(now) {
+            Verdict::Refuse
+        } else {
+            Verdict::Flood
+        }
+    }
+}
+
+/// Counts open connections per client address. IPv6 clients are counted per /64, since one
+/// host usually holds a whole /64.
+#[derive(Debug, Clone)]
+pub struct PerIpLimit {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection's place in the count, given back on drop.
+#[derive(Debug)]
+pub struct IpSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIpLimit {
+    pub fn new(max: usize) -> PerIpLimit {
+        PerIpLimit {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for `ip`, or None when it already has `max` connections open.
+    pub fn acquire(&self, ip: IpAddr) -> Option<IpSlot> {
+        let ip = bucket_of(ip);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            ip,
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_rate_plus_burst_then_refills() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(10, 40, t0);
+        let accepted = (0..100)
+            .filter(|_| limit.check(t0) == Verdict::Accept)
+            .count();
+        assert_eq!(accepted, 50);
+        assert_eq!(
+            limit.check(t0 + Duration::from_millis(100)),
+            Verdict::Accept
+        );
+    }
+
+    #[test]
+    fn sustained_flood_is_detected_but_mild_excess_is_only_refused() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(10, 20, t0);
+        let verdicts: Vec<Verdict> = (0..30 + 20).map(|_| limit.check(t0)).collect();
+        assert!(verdicts[..30].iter().all(|v| *v == Verdict::Accept));
+        assert!(verdicts[30..].iter().all(|v| *v == Verdict::Refuse));
+        assert_eq!(limit.check(t0), Verdict::Flood);
+
+        // Twice the rate for 10 s: refusals, never a flood.
+        let mut limit = RateLimit::new(10, 20, t0);
+        for i in 0..200u64 {
+            let v = limit.check(t0 + Duration::from_millis(50 * i));
+            assert_ne!(v, Verdict::Flood, "message {i}");
+        }
+    }
+
+    #[test]
+    fn per_ip_slots_are_counted_and_returned() {
+        let limit = PerIpLimit::new(2);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let a = limit.acquire(ip).unwrap();
+        let _b = limit.acquire(ip).unwrap();
+        assert!(limit.acquire(ip).is_none());
+        assert!(limit.acquire("192.0.2.8".parse().unwrap()).is_some());
+        drop(a);
+        assert!(limit.acquire(ip).is_some());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let limit = PerIpLimit::new(1);
+        let _a = limit.acquire("2001:db8::1".parse().unwrap()).unwrap();
+        assert!(limit.acquire("2001:db8::2".parse().unwrap()).is_none());
+        assert!(limit.acquire("2001:db8:0:1::1".parse().unwrap()).is_some());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let _c = limit.acquire(mapped).unwrap();
+        assert!(limit.acquire("192.0.2.1".parse().unwrap()).is_none());
+    }
+}

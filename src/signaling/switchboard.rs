@@ -1,0 +1,194 @@
+//! The one narrow interface between socket tasks and presence/routing. A socket task hands
+//! parsed messages to a [`Switchboard`] and receives frames through its [`Mailbox`]; it never
+//! touches rooms or names itself. Today the [`LocalSwitchboard`] keeps the [`Hub`] in memory;
+//! a multi-node deployment can put the same interface over shared storage (e.g. Redis pub/sub)
+//! without changing the socket code.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{ConnId, Delivery, Hub, HubConfig, Outbound};
+use super::protocol::{LoginRequest, Routed};
+
+/// Where one connection's outbound frames go. Bounded: a client that does not read fills it
+/// and is cut off (its `overflow` token is cancelled) instead of growing memory.
+#[derive(Clone)]
+pub struct Mailbox {
+    pub tx: mpsc::Sender<Outbound>,
+    pub overflow: CancellationToken,
+}
+
+/// Presence and routing, as the socket edge sees them.
+pub trait Switchboard: Send + Sync + 'static {
+    /// Registers a new connection in `room`; it is sent its `id` message.
+    fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId;
+    fn login(&self, conn: ConnId, req: LoginRequest);
+    /// Chat and targeted messages.
+    fn route(&self, conn: ConnId, msg: Routed);
+    /// The connection is gone: frees its name, tells its call partner and its room.
+    fn logout(&self, conn: ConnId);
+    fn user_list(&self, room: &str) -> Vec<String>;
+    /// Queues a frame for one connection (e.g. an error about its own message).
+    fn deliver(&self, to: ConnId, out: Outbound);
+}
+
+/// Presence and routing for one process.
+pub struct LocalSwitchboard {
+    next_id: AtomicU64,
+    state: Mutex<State>,
+}
+
+struct State {
+    hub: Hub,
+    mailboxes: HashMap<ConnId, Mailbox>,
+}
+
+impl LocalSwitchboard {
+    pub fn new(config: HubConfig) -> LocalSwitchboard {
+        LocalSwitchboard {
+            next_id: AtomicU64::new(1),
+            state: Mutex::new(State {
+                hub: Hub::new(config),
+                mailboxes: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The hub operation and its deliveries happen under one lock, so every recipient sees
+    /// events in the same order.
+    fn with_state(&self, op: impl FnOnce(&mut Hub) -> Vec<Delivery>) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deliveries = op(&mut state.hub);
+        state.deliver_all(deliveries);
+    }
+}
+
+impl State {
+    /// Delivers without waiting. A connection whose mailbox is full (or whose task is gone) is
+    /// cut off and disconnected, which may produce more deliveries; each round removes one
+    /// mailbox, so this ends.
+    fn deliver_all(&mut self, mut work: Vec<Delivery>) {
+        while !work.is_empty() {
+            let mut cut_off = Vec::new();
+            for Delivery { to, out } in work.drain(..) {
+                let Some(mailbox) = self.mailboxes.get(&to) else {
+                    continue;
+                };
+                if mailbox.tx.try_send(out).is_err() {
+                    if let Some(mailbox) = self.mailboxes.remove(&to) {
+                        tracing::info!(conn = to.0, "outbound queue full: disconnecting");
+                        mailbox.overflow.cancel();
+                        cut_off.push(to);
+                    }
+                }
+            }
+            for conn in cut_off {
+                work.extend(self.hub.disconnect(conn));
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Switchboard for LocalSwitchboard {
+    fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId {
+        let conn = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.mailboxes.insert(conn, mailbox);
+        let deliveries = state.hub.connect(conn, room);
+        state.deliver_all(deliveries);
+        conn
+    }
+
+    fn login(&self, conn: ConnId, req: LoginRequest) {
+        self.with_state(|hub| hub.login(conn, req));
+    }
+
+    fn route(&self, conn: ConnId, msg: Routed) {
+        self.with_state(|hub| hub.route(conn, msg, now_ms()));
+    }
+
+    fn logout(&self, conn: ConnId) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.mailboxes.remove(&conn);
+        let deliveries = state.hub.disconnect(conn);
+        state.deliver_all(deliveries);
+    }
+
+    fn user_list(&self, room: &str) -> Vec<String> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.hub.user_list(room)
+    }
+
+    fn deliver(&self, to: ConnId, out: Outbound) {
+        self.with_state(|_| vec![Delivery { to, out }]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signaling::protocol::{Dialect, ServerMsg};
+
+    fn mailbox(size: usize) -> (Mailbox, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(size);
+        let overflow = CancellationToken::new();
+        (Mailbox { tx, overflow }, rx)
+    }
+
+    fn login(name: &str) -> LoginRequest {
+        LoginRequest {
+            dialect: Dialect::Tutorial,
+            name: name.into(),
+            access_code: None,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn a_full_mailbox_cuts_off_only_that_connection() {
+        let board = LocalSwitchboard::new(HubConfig {
+            chat_max_chars: 2000,
+            ..HubConfig::default()
+        });
+        let (slow_box, _slow_rx) = mailbox(3);
+        let overflow = slow_box.overflow.clone();
+        let slow = board.connect("lobby", slow_box);
+        let (fast_box, mut fast_rx) = mailbox(100);
+        let fast = board.connect("lobby", fast_box);
+        board.login(slow, login("slow"));
+        board.login(fast, login("fast"));
+        assert!(overflow.is_cancelled(), "id, login, 2 userlists overflow 3");
+        assert_eq!(board.user_list("lobby"), vec!["fast".to_string()]);
+        let mut last = None;
+        while let Ok(out) = fast_rx.try_recv() {
+            last = Some(out);
+        }
+        let Some(Outbound::Msg(ServerMsg::UserList(users))) = last else {
+            panic!("fast should last see a user list, got {last:?}");
+        };
+        assert_eq!(users.to_vec(), vec!["fast".to_string()]);
+    }
+}

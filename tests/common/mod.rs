@@ -1,0 +1,165 @@
+//! Shared by integration tests: start callbox in-process on an ephemeral loopback port and talk
+//! to it with tokio-tungstenite clients. Every wait is bounded by [`WAIT`].
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound for any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Starts callbox with plain HTTP on 127.0.0.1:0, TURN off, and `extra` TOML appended (it may
+/// add `[signaling]` and `[[rooms]]` sections).
+pub async fn start(extra: &str) -> callbox::app::Running {
+    let text =
+        format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[turn]\nenabled = false\n\n{extra}\n");
+    let config = callbox::config::Config::parse(&text).expect("test config parses");
+    tokio::time::timeout(WAIT, callbox::app::start(config))
+        .await
+        .expect("start in time")
+        .expect("callbox starts")
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client speaking JSON text frames.
+pub struct Client {
+    pub ws: Ws,
+}
+
+/// The `ws://` URL of `path` (e.g. "/ws?room=x") on a running instance.
+pub fn ws_url(addr: SocketAddr, path: &str) -> String {
+    format!("ws://{addr}{path}")
+}
+
+/// Connects without an Origin header (a non-browser client) and reads the `id` frame.
+pub async fn connect(addr: SocketAddr, path: &str) -> Client {
+    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(ws_url(addr, path)))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let mut client = Client { ws };
+    let id = client.recv().await;
+    assert_eq!(id["type"], "id", "{id}");
+    assert!(id["id"].is_u64(), "{id}");
+    client
+}
+
+/// Tries an upgrade with extra request headers; returns the HTTP status on refusal.
+pub async fn try_connect(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<(Ws, tungstenite::handshake::client::Response), u16> {
+    let mut request = ws_url(addr, path).into_client_request().expect("request");
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(*name, value.parse().expect("header value"));
+    }
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake in time")
+    {
+        Ok(ok) => Ok(ok),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("unexpected handshake error: {other}"),
+    }
+}
+
+impl Client {
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        tokio::time::timeout(WAIT, self.ws.send(Message::Text(text.into())))
+            .await
+            .expect("send in time")
+            .expect("send");
+    }
+
+    /// The next JSON text frame (pings and pongs skipped).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("connection open")
+                .expect("frame");
+            match msg {
+                Message::Text(text) => {
+                    return serde_json::from_str(text.as_str()).expect("server sends JSON")
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` (at most 100 frames).
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        for _ in 0..100 {
+            let frame = self.recv().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+        panic!("no {kind} frame within 100 frames");
+    }
+
+    /// Skips frames until a user list equal to `users`.
+    pub async fn wait_user_list(&mut self, users: &[&str]) {
+        for _ in 0..100 {
+            let list = self.recv_type("userlist").await;
+            if list["users"] == serde_json::json!(users) {
+                return;
+            }
+        }
+        panic!("user list never became {users:?}");
+    }
+
+    /// Logs in with the tutorial dialect; returns the success reply (and eats the user list).
+    pub async fn login(&mut self, name: &str) -> Value {
+        self.login_with(serde_json::json!({"type": "login", "name": name}))
+            .await
+    }
+
+    pub async fn login_with(&mut self, frame: Value) -> Value {
+        self.send(frame).await;
+        let reply = self.recv_type("login").await;
+        assert_eq!(reply["success"], true, "{reply}");
+        self.recv_type("userlist").await;
+        reply
+    }
+
+    /// Reads until the server closes; returns the close frame (None if the TCP stream just
+    /// ended). Text frames before the close are skipped (at most 1000).
+    pub async fn closed(&mut self) -> Option<CloseFrame> {
+        for _ in 0..1000 {
+            let next = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close in time");
+            match next {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return None,
+            }
+        }
+        panic!("no close within 1000 frames");
+    }
+}
+
+/// The close code of a frame, as a number.
+pub fn code(frame: &Option<CloseFrame>) -> Option<u16> {
+    frame.as_ref().map(|f| u16::from(f.code))
+}
