@@ -31,6 +31,7 @@ const state = {
   timer: null,
   buffered: [],
   outbox: [],
+  media: null,
   peerMedia: null,
   devices: { cameraId: null, micId: null },
 };
@@ -90,10 +91,7 @@ function endCall(why) {
   state.buffered = [];
   state.peerMedia = null;
   state.outbox = state.outbox.filter((m) => !CALL_TYPES.has(m.type));
-  if (state.pendingMedia) {
-    state.pendingMedia.getTracks().forEach((t) => t.stop());
-    state.pendingMedia = null;
-  }
+  takeMedia().then((stream) => stream?.getTracks().forEach((t) => t.stop()));
   $('remote-video').srcObject = null;
   $('local-video').srcObject = null;
   show($('remote-overlay'), false);
@@ -118,12 +116,12 @@ async function startCall(peer) {
   if (state.phase !== 'idle' || peer === state.me) return;
   notice('');
   setPhase('calling', peer);
-  const stream = await acquireMedia();
-  if (state.phase !== 'calling' || state.peer !== peer) {
-    stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  state.pendingMedia = stream;
+  // Kept as a promise: an answer (or the callee calling us at the same moment) may arrive
+  // while the camera is still starting, and takes the stream from here.
+  const media = acquireMedia();
+  state.media = media;
+  await media;
+  if (state.media !== media || state.phase !== 'calling' || state.peer !== peer) return;
   sendTo(peer, { type: 'call-request' });
   clearTimer();
   state.timer = setTimeout(() => {
@@ -175,9 +173,26 @@ function declineCall() {
 
 // ---------- the call ----------
 
+/** The caller's camera/mic stream (started when the call was placed), now owned by the taker. */
+async function takeMedia() {
+  const media = state.media;
+  state.media = null;
+  return media ? media : null;
+}
+
+/** Caller side (also the glare winner's callee side): start the call once our media is ready. */
+async function beginWithCallerMedia(peer, polite) {
+  const stream = await takeMedia();
+  if (state.phase !== 'calling' || state.peer !== peer) {
+    stream?.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  beginCall(peer, { polite, stream });
+  if (polite) sendTo(peer, { type: 'call-accept' });
+}
+
 function beginCall(peer, { polite, stream }) {
   clearTimer();
-  state.pendingMedia = null;
   const call = new Call({
     peer,
     polite,
@@ -287,18 +302,15 @@ function onRelayMessage(message) {
       if (state.phase === 'idle') return ring(from);
       if (state.phase === 'calling' && state.peer === from) {
         // Both called each other at once: the name that sorts later answers, the other stays caller.
-        if (state.me.toLowerCase() > from.toLowerCase()) {
-          const stream = state.pendingMedia;
-          beginCall(from, { polite: true, stream });
-          sendTo(from, { type: 'call-accept' });
-        }
+        if (state.me.toLowerCase() > from.toLowerCase()) beginWithCallerMedia(from, true);
         return;
       }
       if (state.peer === from && state.phase === 'in-call') return;
       return sendTo(from, { type: 'call-decline', reason: 'busy' });
     case 'call-accept':
       if (state.phase === 'calling' && state.peer === from) {
-        return beginCall(from, { polite: false, stream: state.pendingMedia });
+        beginWithCallerMedia(from, false);
+        return;
       }
       if (!(state.phase === 'in-call' && state.peer === from)) sendTo(from, { type: 'hang-up' });
       return;
