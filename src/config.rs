@@ -6,7 +6,7 @@
 //! without binding a socket (types, ranges, port clashes, certificate files), so
 //! `callbox check-config` and a failed start say the same thing before anything listens.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -204,14 +204,18 @@ impl Config {
     }
 }
 
-/// Same port (not ephemeral), same family, and addresses that overlap: equal, or either
-/// unspecified. IPv4 and IPv6 listeners never clash: callbox binds IPv6 sockets v6-only when an
-/// IPv4 listener shares the port, so "0.0.0.0:3478" and "[::]:3478" can both be listed.
+/// Same port (not ephemeral) and addresses that overlap: equal, or either unspecified in the
+/// same family. A "[::]" socket is dual-stack on Linux, so it overlaps every IPv4 address too;
+/// list "[::]:3478" alone to serve both families.
 fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
+    let dual_stack =
+        |x: SocketAddr, y: SocketAddr| x.ip() == IpAddr::from(Ipv6Addr::UNSPECIFIED) && y.is_ipv4();
     a.port() != 0
         && a.port() == b.port()
-        && a.is_ipv4() == b.is_ipv4()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+            || dual_stack(a, b)
+            || dual_stack(b, a))
 }
 
 #[cfg(test)]
@@ -250,6 +254,22 @@ mod tests {
             err.to_string().contains("/nonexistent/fullchain.pem"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn dual_stack_wildcard_clashes_with_ipv4_but_not_with_a_specific_ipv6() {
+        let v6_any: SocketAddr = "[::]:3478".parse().unwrap();
+        assert!(clashes(v6_any, "0.0.0.0:3478".parse().unwrap()));
+        assert!(clashes("127.0.0.1:3478".parse().unwrap(), v6_any));
+        assert!(clashes(v6_any, "[::1]:3478".parse().unwrap()));
+        assert!(!clashes(
+            "127.0.0.1:3478".parse().unwrap(),
+            "[::1]:3478".parse().unwrap()
+        ));
+        assert!(!clashes(
+            "0.0.0.0:3478".parse().unwrap(),
+            "[::1]:3478".parse().unwrap()
+        ));
     }
 
     #[test]

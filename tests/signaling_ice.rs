@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Mints numbered credentials valid for two seconds.
+/// Mints numbered credentials valid for three seconds (refreshed at 2.4 s).
 struct Counting(AtomicU32);
 
 impl IceServerSource for Counting {
@@ -23,7 +23,7 @@ impl IceServerSource for Counting {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
         IceGrant {
             ice_servers: json!([{"urls": ["turn:127.0.0.1:3478"], "username": format!("{name}-{n}"), "credential": n.to_string()}]),
-            ttl: Duration::from_secs(2),
+            ttl: Duration::from_secs(3),
         }
     }
 }
@@ -54,15 +54,15 @@ async fn credentials_are_pushed_again_before_they_expire() {
 
     let mut client = connect(addr, "/ws").await;
     let reply = client.login("ann").await;
-    assert_eq!(reply["ttl"], 2);
+    assert_eq!(reply["ttl"], 3);
     assert_eq!(reply["iceServers"][0]["username"], "ann-1");
     let started = std::time::Instant::now();
     let push = client.recv_type("ice-servers").await;
     assert_eq!(push["iceServers"][0]["username"], "ann-2");
-    assert_eq!(push["ttl"], 2);
+    assert_eq!(push["ttl"], 3);
     let waited = started.elapsed();
     assert!(
-        waited < Duration::from_secs(2),
+        waited < Duration::from_secs(3),
         "pushed before expiry ({waited:?})"
     );
     let push = client.recv_type("ice-servers").await;

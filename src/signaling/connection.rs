@@ -138,7 +138,7 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         tx: tx.clone(),
         overflow: overflow.clone(),
     };
-    let conn = shared.switchboard.connect(&room, mailbox);
+    let conn = shared.switchboard.connect(&room, mailbox).await;
     tracing::info!(conn = conn.0, %peer, room = %room, "WebSocket connected");
     let (mut sink, mut stream) = socket.split();
     let heard = LastHeard {
@@ -149,7 +149,7 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         end = read_loop(&mut stream, &tx, conn, &shared, &heard) => end,
         end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
     };
-    shared.switchboard.logout(conn);
+    shared.switchboard.logout(conn).await;
     tracing::info!(conn = conn.0, ?end, "WebSocket disconnected");
     let close = match end {
         End::Shutdown => Some((1001, "going away")),
@@ -243,7 +243,7 @@ async fn read_loop(
             Verdict::Accept => {}
             Verdict::Refuse => {
                 let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
-                board.deliver(conn, Outbound::Msg(msg));
+                board.deliver(conn, Outbound::Msg(msg)).await;
                 continue;
             }
             Verdict::Flood => {
@@ -253,13 +253,17 @@ async fn read_loop(
         }
         let Some(text) = text else {
             let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
-            board.deliver(conn, Outbound::Msg(msg));
+            board.deliver(conn, Outbound::Msg(msg)).await;
             continue;
         };
         match protocol::parse(text.as_str()) {
-            Ok(Inbound::Login(req)) => board.login(conn, req),
-            Ok(Inbound::Routed(msg)) => board.route(conn, msg),
-            Err(err) => board.deliver(conn, Outbound::Msg(err.to_server_msg())),
+            Ok(Inbound::Login(req)) => board.login(conn, req).await,
+            Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
+            Err(err) => {
+                board
+                    .deliver(conn, Outbound::Msg(err.to_server_msg()))
+                    .await
+            }
         }
     }
 }

@@ -22,18 +22,20 @@ pub struct Mailbox {
     pub overflow: CancellationToken,
 }
 
-/// Presence and routing, as the socket edge sees them.
+/// Presence and routing, as the socket edge sees them. Async so that an implementation over
+/// shared storage can wait on the network; the in-memory one never waits.
+#[async_trait::async_trait]
 pub trait Switchboard: Send + Sync + 'static {
     /// Registers a new connection in `room`; it is sent its `id` message.
-    fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId;
-    fn login(&self, conn: ConnId, req: LoginRequest);
+    async fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId;
+    async fn login(&self, conn: ConnId, req: LoginRequest);
     /// Chat and targeted messages.
-    fn route(&self, conn: ConnId, msg: Routed);
+    async fn route(&self, conn: ConnId, msg: Routed);
     /// The connection is gone: frees its name, tells its call partner and its room.
-    fn logout(&self, conn: ConnId);
-    fn user_list(&self, room: &str) -> Vec<String>;
+    async fn logout(&self, conn: ConnId);
+    async fn user_list(&self, room: &str) -> Vec<String>;
     /// Queues a frame for one connection (e.g. an error about its own message).
-    fn deliver(&self, to: ConnId, out: Outbound);
+    async fn deliver(&self, to: ConnId, out: Outbound);
 }
 
 /// Presence and routing for one process.
@@ -103,8 +105,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[async_trait::async_trait]
 impl Switchboard for LocalSwitchboard {
-    fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId {
+    async fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId {
         let conn = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let mut state = self
             .state
@@ -116,15 +119,15 @@ impl Switchboard for LocalSwitchboard {
         conn
     }
 
-    fn login(&self, conn: ConnId, req: LoginRequest) {
+    async fn login(&self, conn: ConnId, req: LoginRequest) {
         self.with_state(|hub| hub.login(conn, req));
     }
 
-    fn route(&self, conn: ConnId, msg: Routed) {
+    async fn route(&self, conn: ConnId, msg: Routed) {
         self.with_state(|hub| hub.route(conn, msg, now_ms()));
     }
 
-    fn logout(&self, conn: ConnId) {
+    async fn logout(&self, conn: ConnId) {
         let mut state = self
             .state
             .lock()
@@ -134,7 +137,7 @@ impl Switchboard for LocalSwitchboard {
         state.deliver_all(deliveries);
     }
 
-    fn user_list(&self, room: &str) -> Vec<String> {
+    async fn user_list(&self, room: &str) -> Vec<String> {
         let state = self
             .state
             .lock()
@@ -142,7 +145,7 @@ impl Switchboard for LocalSwitchboard {
         state.hub.user_list(room)
     }
 
-    fn deliver(&self, to: ConnId, out: Outbound) {
+    async fn deliver(&self, to: ConnId, out: Outbound) {
         self.with_state(|_| vec![Delivery { to, out }]);
     }
 }
@@ -167,21 +170,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_full_mailbox_cuts_off_only_that_connection() {
+    #[tokio::test]
+    async fn a_full_mailbox_cuts_off_only_that_connection() {
         let board = LocalSwitchboard::new(HubConfig {
             chat_max_chars: 2000,
             ..HubConfig::default()
         });
         let (slow_box, _slow_rx) = mailbox(3);
         let overflow = slow_box.overflow.clone();
-        let slow = board.connect("lobby", slow_box);
+        let slow = board.connect("lobby", slow_box).await;
         let (fast_box, mut fast_rx) = mailbox(100);
-        let fast = board.connect("lobby", fast_box);
-        board.login(slow, login("slow"));
-        board.login(fast, login("fast"));
+        let fast = board.connect("lobby", fast_box).await;
+        board.login(slow, login("slow")).await;
+        board.login(fast, login("fast")).await;
         assert!(overflow.is_cancelled(), "id, login, 2 userlists overflow 3");
-        assert_eq!(board.user_list("lobby"), vec!["fast".to_string()]);
+        assert_eq!(board.user_list("lobby").await, vec!["fast".to_string()]);
         let mut last = None;
         while let Ok(out) = fast_rx.try_recv() {
             last = Some(out);

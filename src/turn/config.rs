@@ -1,6 +1,7 @@
 //! The `[turn]` section of config.toml.
 //!
-//! (Owned by the turn module; the TURN work may add keys, each documented in config.toml.)
+//! Every key is checked here, so `callbox check-config` names a bad TURN setting before any
+//! socket is bound.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,7 +29,9 @@ pub struct TurnConfig {
     /// Public address advertised for relays when the server sits behind 1:1 NAT
     /// (cloud VMs whose interface has a private address).
     pub external_ip: Option<IpAddr>,
+    /// Lowest UDP port a relay socket may use (inclusive).
     pub relay_port_min: u16,
+    /// Highest UDP port a relay socket may use (inclusive).
     pub relay_port_max: u16,
     /// Shared secrets (TURN REST API, as coturn's use-auth-secret). The first signs new
     /// credentials; all are accepted, so a secret can be rotated without cutting calls.
@@ -38,8 +41,13 @@ pub struct TurnConfig {
     pub credential_ttl_secs: u64,
     /// Peer networks allowed despite the built-in deny list (CIDRs), for LAN or lab setups.
     pub allow_peers: Vec<String>,
+    /// Allocations one user may hold at once; more are refused with 486.
     pub max_allocations_per_user: usize,
+    /// Allocations the whole server holds at once; more are refused with 508.
     pub max_allocations: usize,
+    /// Client transports held at once: UDP source addresses plus TCP/TLS connections. Each
+    /// costs a little state; past this, new clients are turned away until others leave.
+    pub max_clients: usize,
     /// Relay bandwidth per allocation in kilobits per second, each direction. 0: unlimited.
     pub bandwidth_per_allocation_kbps: u64,
     /// Static long-term users for tools and tests.
@@ -49,6 +57,7 @@ pub struct TurnConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TurnUser {
+    /// Username as typed into the tool (no ':', which marks REST API usernames).
     pub name: String,
     pub password: String,
 }
@@ -71,6 +80,7 @@ impl Default for TurnConfig {
             allow_peers: Vec::new(),
             max_allocations_per_user: 10,
             max_allocations: 1000,
+            max_clients: 4096,
             bandwidth_per_allocation_kbps: 0,
             users: Vec::new(),
         }
@@ -84,6 +94,70 @@ impl TurnConfig {
                 "turn.relay_port_min",
                 "must be between 1 and turn.relay_port_max",
             ));
+        }
+        if self.relay_ips.is_empty() {
+            return Err(ConfigError::invalid(
+                "turn.relay_ips",
+                "needs at least one address to bind relay sockets to",
+            ));
+        }
+        for (i, ip) in self.relay_ips.iter().enumerate() {
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(ConfigError::invalid(
+                    format!("turn.relay_ips[{i}]"),
+                    format!(
+                        "{ip}: must be a concrete interface address (it is advertised to clients \
+                         and allowed as a peer on relay ports only)"
+                    ),
+                ));
+            }
+        }
+        if let Some(ext) = self.external_ip {
+            if ext.is_unspecified()
+                || !self
+                    .relay_ips
+                    .iter()
+                    .any(|ip| ip.is_ipv4() == ext.is_ipv4())
+            {
+                return Err(ConfigError::invalid(
+                    "turn.external_ip",
+                    format!("{ext}: must be a concrete address of the same family as one of turn.relay_ips"),
+                ));
+            }
+        }
+        for (i, secret) in self.secrets.iter().enumerate() {
+            if secret.len() < 16 {
+                return Err(ConfigError::invalid(
+                    format!("turn.secrets[{i}]"),
+                    "must be at least 16 characters (use a long random string)",
+                ));
+            }
+        }
+        if self.credential_ttl_secs < 60 || self.credential_ttl_secs > 7 * 24 * 3600 {
+            return Err(ConfigError::invalid(
+                "turn.credential_ttl_secs",
+                "must be between 60 and 604800 (one week)",
+            ));
+        }
+        if self.max_allocations == 0 || self.max_allocations_per_user == 0 {
+            return Err(ConfigError::invalid(
+                "turn.max_allocations",
+                "turn.max_allocations and turn.max_allocations_per_user must be at least 1",
+            ));
+        }
+        if self.max_clients == 0 {
+            return Err(ConfigError::invalid(
+                "turn.max_clients",
+                "must be at least 1",
+            ));
+        }
+        for (i, user) in self.users.iter().enumerate() {
+            if user.name.is_empty() || user.name.contains(':') || user.password.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("turn.users[{i}]"),
+                    "name must be non-empty without ':' and password non-empty",
+                ));
+            }
         }
         for (i, cidr) in self.allow_peers.iter().enumerate() {
             cidr.parse::<ipnet::IpNet>().map_err(|err| {

@@ -1,18 +1,41 @@
 //! The embedded STUN/TURN server, so calls cross NATs with no outside infrastructure.
 //!
-//! STUB: the TURN work replaces this file's body; the items below are the interface the app
-//! wiring relies on.
+//! Built on webrtc-rs `turn`, with callbox's own layer around it (see docs/turn.md): a guard in
+//! front of every client transport (credentials, peer policy, quotas, rate limits), relay
+//! sockets that re-check the policy and count bytes, and TCP/TLS framing the crate lacks.
 
 pub mod config;
+pub mod credentials;
+pub mod guard;
+pub mod limiter;
+pub mod peer_policy;
+pub mod quota;
+pub mod relay;
+mod session;
+mod tcp;
+mod udp;
+pub mod wire;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::{TurnConfig, TurnUser};
+
+use credentials::Credentials;
+use guard::Shared;
+use limiter::{Limiter, Limits};
+use peer_policy::PeerPolicy;
+use quota::Quotas;
+use relay::RelaySettings;
+use session::SessionEnv;
 
 /// What the TURN server needs from the rest of the process.
 pub struct TurnContext {
@@ -33,8 +56,29 @@ pub enum TurnError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("turn.listen_tls is set but there is no certificate (enable [tls])")]
+    NoCertificate,
     #[error("{0}")]
     Other(String),
+}
+
+/// Counters and gauges of a running server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    pub allocations: usize,
+    pub refused_401: u64,
+    pub refused_403: u64,
+    pub refused_440: u64,
+    pub refused_486: u64,
+    pub refused_508: u64,
+    pub send_dropped: u64,
+    pub unauth_passed: u64,
+    pub unauth_dropped: u64,
+    pub clients_refused: u64,
+    /// Client transports (UDP source addresses, TCP/TLS connections) being served.
+    pub clients: usize,
+    /// Source addresses the unauthenticated-request limiter currently remembers.
+    pub limiter_entries: usize,
 }
 
 /// A running TURN server.
@@ -42,16 +86,162 @@ pub struct TurnServer {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
     tls: Vec<SocketAddr>,
+    public_host: String,
+    https_port: Option<u16>,
+    ttl: Duration,
+    shared: Arc<Shared>,
+    clients: Arc<Semaphore>,
+    max_clients: usize,
+    env: SessionEnv,
+    stop: CancellationToken,
 }
 
 impl TurnServer {
-    pub async fn start(_config: &TurnConfig, _ctx: TurnContext) -> Result<TurnServer, TurnError> {
-        Ok(TurnServer {
-            udp: vec![],
-            tcp: vec![],
-            tls: vec![],
-        })
+    pub async fn start(config: &TurnConfig, ctx: TurnContext) -> Result<TurnServer, TurnError> {
+        let realm = match config.realm.trim() {
+            "" => ctx.public_host.clone(),
+            realm => realm.to_string(),
+        };
+        let users: Vec<(String, String)> = config
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), u.password.clone()))
+            .collect();
+        let creds = Credentials::new(realm, &config.secrets, &users);
+        let allowed: Vec<ipnet::IpNet> = config
+            .allow_peers
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        let mut own = config.relay_ips.clone();
+        own.extend(config.external_ip);
+        let policy = Arc::new(PeerPolicy::new(
+            own,
+            allowed.clone(),
+            config.relay_port_min..=config.relay_port_max,
+        ));
+        for net in &allowed {
+            tracing::warn!(
+                "turn.allow_peers: relays may reach {net} despite the built-in deny list \
+                 (anyone with TURN credentials can reach hosts there)"
+            );
+        }
+        let shared = Arc::new(Shared {
+            creds,
+            policy: (*policy).clone(),
+            quotas: Mutex::new(Quotas::new(
+                config.max_allocations_per_user,
+                config.max_allocations,
+            )),
+            limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
+            counters: Default::default(),
+            relay_v4: config.relay_ips.iter().any(|ip| ip.is_ipv4()),
+            relay_v6: config.relay_ips.iter().any(|ip| ip.is_ipv6()),
+        });
+        let stop = ctx.shutdown.child_token();
+        let env = SessionEnv {
+            shared: Arc::clone(&shared),
+            policy,
+            relay: Arc::new(RelaySettings {
+                ips: config.relay_ips.clone(),
+                external_ip: config.external_ip,
+                port_min: config.relay_port_min,
+                port_max: config.relay_port_max,
+                bytes_per_sec: config.bandwidth_per_allocation_kbps.saturating_mul(125),
+            }),
+            shutdown: stop.clone(),
+            tasks: TaskTracker::new(),
+        };
+        let clients = Arc::new(Semaphore::new(config.max_clients));
+
+        let tls_acceptor = match (config.listen_tls.is_empty(), &ctx.tls) {
+            (true, _) => None,
+            (false, Some(tls)) => Some(tokio_rustls::TlsAcceptor::from(Arc::clone(tls))),
+            (false, None) => return Err(TurnError::NoCertificate),
+        };
+        let mut udp_sockets = Vec::new();
+        for addr in &config.listen_udp {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| TurnError::Bind {
+                    what: "turn.listen_udp",
+                    addr: *addr,
+                    source,
+                })?;
+            udp_sockets.push(socket);
+        }
+        let mut tcp_listeners = Vec::new();
+        for (what, list) in [
+            ("turn.listen_tcp", &config.listen_tcp),
+            ("turn.listen_tls", &config.listen_tls),
+        ] {
+            for addr in list {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| TurnError::Bind {
+                        what,
+                        addr: *addr,
+                        source,
+                    })?;
+                tcp_listeners.push((what, listener));
+            }
+        }
+
+        let bound = |a: std::io::Result<SocketAddr>, fallback: SocketAddr| a.unwrap_or(fallback);
+        let mut server = TurnServer {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            public_host: ctx.public_host.clone(),
+            https_port: ctx.https_port,
+            ttl: Duration::from_secs(config.credential_ttl_secs),
+            shared,
+            clients: Arc::clone(&clients),
+            max_clients: config.max_clients,
+            env: env.clone(),
+            stop,
+        };
+        for (socket, addr) in udp_sockets.into_iter().zip(&config.listen_udp) {
+            server.udp.push(bound(socket.local_addr(), *addr));
+            env.tasks
+                .spawn(udp::serve(socket, env.clone(), Arc::clone(&clients)));
+        }
+        for (what, listener) in tcp_listeners {
+            let addr = bound(listener.local_addr(), SocketAddr::from(([0, 0, 0, 0], 0)));
+            let tls = match what {
+                "turn.listen_tls" => {
+                    server.tls.push(addr);
+                    tls_acceptor.clone()
+                }
+                _ => {
+                    server.tcp.push(addr);
+                    None
+                }
+            };
+            env.tasks
+                .spawn(tcp::serve(listener, tls, env.clone(), Arc::clone(&clients)));
+        }
+        let sweeper = env.shared.clone();
+        let stop = server.stop.clone();
+        env.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(limiter::SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => if let Ok(mut l) = sweeper.limiter.lock() { l.sweep(Instant::now()) },
+                    _ = stop.cancelled() => break,
+                }
+            }
+        });
+        tracing::info!(
+            udp = ?server.udp, tcp = ?server.tcp, tls = ?server.tls,
+            relay = ?config.relay_ips, external_ip = ?config.external_ip,
+            relay_ports = %format!("{}-{}", config.relay_port_min, config.relay_port_max),
+            realm = %server.shared.creds.realm(),
+            "TURN server listening"
+        );
+        Ok(server)
     }
+
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp
     }
@@ -61,16 +251,83 @@ impl TurnServer {
     pub fn tls_addrs(&self) -> &[SocketAddr] {
         &self.tls
     }
-    /// Fresh `iceServers` (JSON array) for a logged-in user, and the credentials' lifetime.
-    pub fn ice_servers_for(&self, _name: &str) -> (serde_json::Value, Duration) {
-        (serde_json::json!([]), Duration::from_secs(3600))
+
+    pub fn realm(&self) -> &str {
+        self.shared.creds.realm()
     }
+
+    /// Fresh `iceServers` (JSON array) for a logged-in user, and the credentials' lifetime.
+    pub fn ice_servers_for(&self, name: &str) -> (serde_json::Value, Duration) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let (username, credential) = self.shared.creds.mint(name, now + self.ttl.as_secs());
+        let host = match self.public_host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => format!("[{}]", self.public_host),
+            Err(_) => self.public_host.clone(),
+        };
+        let mut urls = Vec::new();
+        if let Some(a) = self.udp.first() {
+            urls.push(format!("stun:{host}:{}", a.port()));
+            urls.push(format!("turn:{host}:{}?transport=udp", a.port()));
+        }
+        if let Some(a) = self.tcp.first() {
+            urls.push(format!("turn:{host}:{}?transport=tcp", a.port()));
+        }
+        if let Some(a) = self.tls.first() {
+            urls.push(format!("turns:{host}:{}?transport=tcp", a.port()));
+        }
+        if let Some(port) = self.https_port {
+            urls.push(format!("turns:{host}:{port}?transport=tcp"));
+        }
+        let servers = serde_json::json!([{
+            "urls": urls,
+            "username": username,
+            "credential": credential,
+        }]);
+        (servers, self.ttl)
+    }
+
     /// Serve TURN on an already-accepted byte stream (TURN over TLS on the HTTPS port).
-    pub fn serve_stream<S>(&self, _stream: S, _peer: SocketAddr)
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let Ok(permit) = Arc::clone(&self.clients).try_acquire_owned() else {
+            quota::Counters::bump(&self.shared.counters.clients_refused);
+            return;
+        };
+        let local = SocketAddr::from(([0, 0, 0, 0], self.https_port.unwrap_or(443)));
+        let env = self.env.clone();
+        self.env
+            .tasks
+            .spawn(tcp::run(stream, peer, local, env, permit));
     }
+
+    pub fn stats(&self) -> TurnStats {
+        let c = &self.shared.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        TurnStats {
+            allocations: self.shared.quotas.lock().map(|q| q.total()).unwrap_or(0),
+            refused_401: load(&c.refused_401),
+            refused_403: load(&c.refused_403),
+            refused_440: load(&c.refused_440),
+            refused_486: load(&c.refused_486),
+            refused_508: load(&c.refused_508),
+            send_dropped: load(&c.send_dropped),
+            unauth_passed: load(&c.unauth_passed),
+            unauth_dropped: load(&c.unauth_dropped),
+            clients_refused: load(&c.clients_refused),
+            clients: self.max_clients - self.clients.available_permits(),
+            limiter_entries: self.shared.limiter.lock().map(|l| l.tracked()).unwrap_or(0),
+        }
+    }
+
     /// Stop listening and end every allocation.
-    pub async fn close(&self) {}
+    pub async fn close(&self) {
+        self.stop.cancel();
+        self.env.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.env.tasks.wait()).await;
+    }
 }

@@ -1,0 +1,204 @@
+//! Rate limits for requests that cost state before anyone has proven who they are.
+//!
+//! Every unauthenticated TURN request makes the `turn` crate mint a nonce and keep it in a map
+//! it never sweeps. The limiter bounds how many such requests reach the crate: per source IP
+//! (IPv6 per /64, since one host owns a whole /64) and for the whole server. Its own table is
+//! bounded too: when full, idle entries are evicted, and if none are idle the request is
+//! refused, so a flood from many addresses costs a fixed amount of memory.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A classic token bucket, driven by the caller's clock so tests need no sleeping.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    pub fn full(burst: f64, now: Instant) -> Self {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Takes `cost` tokens if available after refilling at `rate` per second up to `burst`.
+    pub fn take(&mut self, cost: f64, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at = now;
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_full(&self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens + elapsed * rate >= burst
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_ip_rate: f64,
+    pub per_ip_burst: f64,
+    pub global_rate: f64,
+    pub global_burst: f64,
+    pub max_tracked: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_ip_rate: 2.0,
+            per_ip_burst: 20.0,
+            global_rate: 200.0,
+            global_burst: 400.0,
+            max_tracked: 8192,
+        }
+    }
+}
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    PerIp,
+    Global,
+    TableFull,
+}
+
+#[derive(Debug)]
+pub struct Limiter {
+    limits: Limits,
+    global: Bucket,
+    per_ip: HashMap<IpAddr, Bucket>,
+}
+
+impl Limiter {
+    pub fn new(limits: Limits, now: Instant) -> Self {
+        Limiter {
+            limits,
+            global: Bucket::full(limits.global_burst, now),
+            per_ip: HashMap::new(),
+        }
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.per_ip.len()
+    }
+
+    /// May one more unauthenticated request from `ip` go through?
+    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<(), Limited> {
+        let key = key_of(ip);
+        let l = self.limits;
+        if !self.per_ip.contains_key(&key) {
+            if self.per_ip.len() >= l.max_tracked {
+                self.per_ip
+                    .retain(|_, b| !b.is_full(l.per_ip_rate, l.per_ip_burst, now));
+            }
+            if self.per_ip.len() >= l.max_tracked {
+                return Err(Limited::TableFull);
+            }
+            self.per_ip.insert(key, Bucket::full(l.per_ip_burst, now));
+        }
+        let bucket = self.per_ip.get_mut(&key).ok_or(Limited::TableFull)?;
+        if !bucket.take(1.0, l.per_ip_rate, l.per_ip_burst, now) {
+            return Err(Limited::PerIp);
+        }
+        if !self.global.take(1.0, l.global_rate, l.global_burst, now) {
+            return Err(Limited::Global);
+        }
+        Ok(())
+    }
+
+    /// Drops entries that have refilled completely: they hold nothing worth remembering.
+    pub fn sweep(&mut self, now: Instant) {
+        let l = self.limits;
+        self.per_ip
+            .retain(|_, b| !b.is_full(l.per_ip_rate, l.per_ip_burst, now));
+    }
+}
+
+/// IPv6 hosts get a /64 each, so limiting per address would let one host use 2^64 buckets.
+fn key_of(ip: IpAddr) -> IpAddr {
+    match crate::turn::peer_policy::canonical(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// How often the table is swept of idle entries.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            per_ip_rate: 1.0,
+            per_ip_burst: 5.0,
+            global_rate: 10.0,
+            global_burst: 20.0,
+            max_tracked: 4,
+        }
+    }
+
+    #[test]
+    fn one_ip_gets_its_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(limits(), t0);
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let passed = (0..1000).filter(|_| l.admit(ip, t0).is_ok()).count();
+        assert_eq!(passed, 5);
+        assert_eq!(l.admit(ip, t0), Err(Limited::PerIp));
+        assert!(l.admit(ip, t0 + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn global_limit_caps_many_ips() {
+        let t0 = Instant::now();
+        let mut lim = limits();
+        lim.max_tracked = 1000;
+        let mut l = Limiter::new(lim, t0);
+        let passed = (0..100u8)
+            .filter(|i| l.admit(IpAddr::from([10, 0, 0, *i]), t0).is_ok())
+            .count();
+        assert_eq!(passed, 20);
+    }
+
+    #[test]
+    fn table_stays_bounded_and_evicts_idle_entries() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(limits(), t0);
+        for i in 0..100u8 {
+            let _ = l.admit(IpAddr::from([10, 0, 0, i]), t0);
+            assert!(l.tracked() <= 4);
+        }
+        let later = t0 + Duration::from_secs(60);
+        assert!(l.admit(IpAddr::from([10, 0, 1, 1]), later).is_ok());
+        assert_eq!(l.tracked(), 1);
+    }
+
+    #[test]
+    fn ipv6_hosts_share_a_bucket_per_64() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(limits(), t0);
+        for i in 0..5u16 {
+            let ip = IpAddr::from([0x2001, 0x470, 1, 2, 0, 0, 0, i]);
+            assert!(l.admit(ip, t0).is_ok());
+        }
+        let other = IpAddr::from([0x2001, 0x470, 1, 2, 9, 9, 9, 9]);
+        assert_eq!(l.admit(other, t0), Err(Limited::PerIp));
+        assert_eq!(l.tracked(), 1);
+    }
+}

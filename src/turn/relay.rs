@@ -1,0 +1,304 @@
+//! Relay sockets: bound on `relay_ips` within the relay port range, in the family the client
+//! asked for, advertising `external_ip` behind 1:1 NAT. Each relay socket is wrapped so that
+//! the peer policy is enforced again on every outbound datagram (the crate keys permissions by
+//! IP only, so a permission for our own relay port would otherwise open every port of that
+//! IP to Send indications), the bandwidth limit applies, and the allocation's bytes are
+//! counted for the one summary line logged when it ends.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use turn::relay::RelayAddressGenerator;
+use webrtc_util::Conn;
+
+use super::credentials::user_of;
+use super::guard::AuthCell;
+use super::limiter::Bucket;
+use super::peer_policy::PeerPolicy;
+
+/// How a server binds relay sockets.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub ips: Vec<IpAddr>,
+    pub external_ip: Option<IpAddr>,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Bytes per second each way, 0 for unlimited.
+    pub bytes_per_sec: u64,
+}
+
+impl RelaySettings {
+    /// The address a relay bound on `bound` is advertised as.
+    pub fn advertised(&self, bound: SocketAddr) -> SocketAddr {
+        match self.external_ip {
+            Some(ext) if ext.is_ipv4() == bound.is_ipv4() => SocketAddr::new(ext, bound.port()),
+            _ => bound,
+        }
+    }
+}
+
+/// One per client transport, so it knows whose allocation it is binding.
+pub struct Generator {
+    pub settings: Arc<RelaySettings>,
+    pub policy: Arc<PeerPolicy>,
+    pub auth: AuthCell,
+}
+
+#[async_trait]
+impl RelayAddressGenerator for Generator {
+    fn validate(&self) -> Result<(), turn::Error> {
+        Ok(())
+    }
+
+    async fn allocate_conn(
+        &self,
+        use_ipv4: bool,
+        requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        let s = &self.settings;
+        let ip = s
+            .ips
+            .iter()
+            .copied()
+            .find(|ip| ip.is_ipv4() == use_ipv4)
+            .ok_or(turn::Error::ErrNoAvailableConns)?;
+        let socket = bind_in_range(ip, s.port_min, s.port_max, requested_port)
+            .await
+            .ok_or(turn::Error::ErrMaxRetriesExceeded)?;
+        let bound = socket
+            .local_addr()
+            .map_err(|e| turn::Error::Other(e.to_string()))?;
+        let advertised = s.advertised(bound);
+        let user = match self.auth.lock() {
+            Ok(cell) => cell
+                .as_ref()
+                .map(|(u, _)| user_of(u).to_string())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        tracing::debug!(%user, relay = %advertised, "TURN allocation created");
+        let conn = RelayConn {
+            socket,
+            hairpin: s
+                .external_ip
+                .filter(|ext| ext.is_ipv4() == bound.is_ipv4())
+                .map(|ext| (ext, bound.ip())),
+            relay_ports: s.port_min..=s.port_max,
+            policy: Arc::clone(&self.policy),
+            user,
+            relay: advertised,
+            started: Instant::now(),
+            to_peer: AtomicU64::new(0),
+            from_peer: AtomicU64::new(0),
+            bytes_per_sec: s.bytes_per_sec,
+            out_bucket: Mutex::new(Bucket::full(burst(s.bytes_per_sec), Instant::now())),
+            in_bucket: Mutex::new(Bucket::full(burst(s.bytes_per_sec), Instant::now())),
+            closed: CancellationToken::new(),
+            logged: AtomicBool::new(false),
+        };
+        Ok((Arc::new(conn), advertised))
+    }
+}
+
+fn burst(bytes_per_sec: u64) -> f64 {
+    (bytes_per_sec as f64).max(16_384.0)
+}
+
+/// Tries random ports in the range (all of them, for a small range) until one binds.
+async fn bind_in_range(ip: IpAddr, min: u16, max: u16, requested: u16) -> Option<UdpSocket> {
+    if requested != 0 {
+        if !(min..=max).contains(&requested) {
+            return None;
+        }
+        return UdpSocket::bind(SocketAddr::new(ip, requested)).await.ok();
+    }
+    let span = u32::from(max - min) + 1;
+    let start = rand::random::<u32>() % span;
+    let tries = span.min(256);
+    for i in 0..tries {
+        let offset = if span <= 256 {
+            (start + i) % span
+        } else {
+            rand::random::<u32>() % span
+        };
+        let port = (u32::from(min) + offset) as u16;
+        if let Ok(socket) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            return Some(socket);
+        }
+    }
+    None
+}
+
+/// A relay socket with the policy, the bandwidth limit and the byte counters around it.
+pub struct RelayConn {
+    socket: UdpSocket,
+    /// (advertised, bound) when they differ: traffic between two of our own relays goes
+    /// directly between the bound addresses, since a 1:1 NAT often cannot hairpin.
+    hairpin: Option<(IpAddr, IpAddr)>,
+    relay_ports: std::ops::RangeInclusive<u16>,
+    policy: Arc<PeerPolicy>,
+    user: String,
+    relay: SocketAddr,
+    started: Instant,
+    to_peer: AtomicU64,
+    from_peer: AtomicU64,
+    bytes_per_sec: u64,
+    out_bucket: Mutex<Bucket>,
+    in_bucket: Mutex<Bucket>,
+    closed: CancellationToken,
+    logged: AtomicBool,
+}
+
+impl RelayConn {
+    fn within_budget(&self, bucket: &Mutex<Bucket>, len: usize) -> bool {
+        if self.bytes_per_sec == 0 {
+            return true;
+        }
+        let rate = self.bytes_per_sec as f64;
+        bucket
+            .lock()
+            .is_ok_and(|mut b| b.take(len as f64, rate, burst(self.bytes_per_sec), Instant::now()))
+    }
+
+    /// A peer that is another of our relays, as the clients know it (advertised address).
+    fn as_advertised(&self, from: SocketAddr) -> SocketAddr {
+        match self.hairpin {
+            Some((ext, bound)) if from.ip() == bound && self.relay_ports.contains(&from.port()) => {
+                SocketAddr::new(ext, from.port())
+            }
+            _ => from,
+        }
+    }
+
+    /// Where to really send for a peer that is another of our relays.
+    fn as_bound(&self, to: SocketAddr) -> SocketAddr {
+        match self.hairpin {
+            Some((ext, bound)) if to.ip() == ext => SocketAddr::new(bound, to.port()),
+            _ => to,
+        }
+    }
+
+    /// The one line per allocation: who, how long, how much each way.
+    fn log_summary(&self) {
+        if self.logged.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(
+            user = %self.user,
+            relay = %self.relay,
+            duration_secs = self.started.elapsed().as_secs(),
+            bytes_to_peers = self.to_peer.load(Ordering::Relaxed),
+            bytes_from_peers = self.from_peer.load(Ordering::Relaxed),
+            "TURN allocation ended"
+        );
+    }
+}
+
+impl Drop for RelayConn {
+    fn drop(&mut self) {
+        self.log_summary();
+    }
+}
+
+#[async_trait]
+impl Conn for RelayConn {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(webrtc_util::Error::Other(
+            "relay sockets do not connect".into(),
+        ))
+    }
+
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("use recv_from".into()))
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            let (n, from) = tokio::select! {
+                r = self.socket.recv_from(buf) => r?,
+                _ = self.closed.cancelled() => {
+                    return Err(webrtc_util::Error::Other("relay closed".into()))
+                }
+            };
+            if self.within_budget(&self.in_bucket, n) {
+                self.from_peer.fetch_add(n as u64, Ordering::Relaxed);
+                return Ok((n, self.as_advertised(from)));
+            }
+        }
+    }
+
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("use send_to".into()))
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        // Refused or over budget: report success so the crate does not log per packet.
+        if self.policy.check(target).is_err() || !self.within_budget(&self.out_bucket, buf.len()) {
+            return Ok(buf.len());
+        }
+        let n = self.socket.send_to(buf, self.as_bound(target)).await?;
+        self.to_peer.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        self.closed.cancel();
+        self.log_summary();
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ip_replaces_the_bound_address_of_its_family_only() {
+        let s = RelaySettings {
+            ips: vec![],
+            external_ip: Some("203.0.113.9".parse().unwrap()),
+            port_min: 1,
+            port_max: 2,
+            bytes_per_sec: 0,
+        };
+        assert_eq!(
+            s.advertised("10.0.0.4:50000".parse().unwrap()),
+            "203.0.113.9:50000".parse().unwrap()
+        );
+        assert_eq!(
+            s.advertised("[fd00::4]:50000".parse().unwrap()),
+            "[fd00::4]:50000".parse().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn relay_ports_stay_in_range() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = bind_in_range(ip, 40100, 40101, 0).await.unwrap();
+        let b = bind_in_range(ip, 40100, 40101, 0).await.unwrap();
+        let ports = [
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        ];
+        assert!(ports.contains(&40100) && ports.contains(&40101));
+        assert!(bind_in_range(ip, 40100, 40101, 0).await.is_none());
+        assert!(bind_in_range(ip, 40100, 40101, 5).await.is_none());
+    }
+}

@@ -1,0 +1,298 @@
+//! One client transport (a UDP source address, or a TCP/TLS connection) and the `turn` crate
+//! server that serves it.
+//!
+//! Each transport gets its own `turn::server::Server`. That is what makes a TCP connection's
+//! allocations end when it closes, and it bounds the crate's never-swept nonce map: the map
+//! lives and dies with the transport, and the guard caps what goes into it. The crate sees the
+//! transport as a `webrtc_util::Conn` whose `recv_from` runs every message through the guard.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+use turn::allocation::AllocationInfo;
+use turn::auth::AuthHandler;
+use turn::server::config::{ConnConfig, ServerConfig};
+use turn::server::Server;
+use webrtc_util::Conn;
+
+use super::guard::{AuthCell, Guard, Shared, Verdict};
+use super::peer_policy::PeerPolicy;
+use super::relay::{Generator, RelaySettings};
+
+/// Largest message the crate reads (its read buffer); longer ones are dropped.
+pub const MAX_MESSAGE: usize = 1500;
+/// A transport that never authenticated is dropped after this long.
+const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(15);
+/// A transport with no allocation and no traffic is dropped after this long.
+const IDLE: Duration = Duration::from_secs(120);
+
+/// Where a session's replies go: a shared UDP socket or a TCP/TLS writer.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    async fn send(&self, bytes: &[u8]) -> std::io::Result<()>;
+    fn local_addr(&self) -> SocketAddr;
+}
+
+/// Everything a new session needs from its server.
+#[derive(Clone)]
+pub struct SessionEnv {
+    pub shared: Arc<Shared>,
+    pub policy: Arc<PeerPolicy>,
+    pub relay: Arc<RelaySettings>,
+    pub shutdown: CancellationToken,
+    pub tasks: tokio_util::task::TaskTracker,
+}
+
+/// The handle the listener keeps to feed a session.
+pub struct SessionHandle {
+    pub inbound: mpsc::Sender<Vec<u8>>,
+    pub ended: CancellationToken,
+}
+
+/// Starts serving one client transport. Inbound messages are pushed into the returned
+/// handle; the session ends when the handle's sender is dropped, when `ended` is cancelled,
+/// on shutdown, or when idle.
+pub async fn start(
+    env: &SessionEnv,
+    client: SocketAddr,
+    transport: Arc<dyn Transport>,
+    permit: OwnedSemaphorePermit,
+) -> Result<SessionHandle, turn::Error> {
+    // On a dual-stack `[::]` listener IPv4 clients arrive as `::ffff:a.b.c.d`; the crate and
+    // the guard see them as the IPv4 addresses they are (XOR-MAPPED-ADDRESS, quotas, limits).
+    // Replies still go out through the transport, which keeps the socket's own form.
+    let client = unmapped(client);
+    let (tx, rx) = mpsc::channel(64);
+    let ended = CancellationToken::new();
+    let auth: AuthCell = Arc::new(Mutex::new(None));
+    let guard = Arc::new(Mutex::new(Guard::new(
+        Arc::clone(&env.shared),
+        client,
+        Arc::clone(&auth),
+        Instant::now(),
+    )));
+    let last_seen = Arc::new(Mutex::new(Instant::now()));
+    let conn = SessionConn {
+        client,
+        transport,
+        inbound: tokio::sync::Mutex::new(rx),
+        guard: Arc::clone(&guard),
+        last_seen: Arc::clone(&last_seen),
+        ended: ended.clone(),
+    };
+    let (close_tx, close_rx) = mpsc::channel(4);
+    let server = Server::new(ServerConfig {
+        conn_configs: vec![ConnConfig {
+            conn: Arc::new(conn),
+            relay_addr_generator: Box::new(Generator {
+                settings: Arc::clone(&env.relay),
+                policy: Arc::clone(&env.policy),
+                auth: Arc::clone(&auth),
+            }),
+        }],
+        realm: env.shared.creds.realm().to_string(),
+        auth_handler: Arc::new(SessionAuth(auth)),
+        channel_bind_timeout: Duration::ZERO,
+        alloc_close_notify: Some(close_tx),
+    })
+    .await?;
+    let watch = Watch {
+        server,
+        guard,
+        last_seen,
+        close_rx,
+        ended: ended.clone(),
+        shutdown: env.shutdown.clone(),
+        _permit: permit,
+    };
+    env.tasks.spawn(watch.run());
+    Ok(SessionHandle { inbound: tx, ended })
+}
+
+/// Hands the crate the key the guard already verified for the request in flight.
+struct SessionAuth(AuthCell);
+
+impl AuthHandler for SessionAuth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        _realm: &str,
+        _src: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        match self.0.lock() {
+            Ok(cell) => match cell.as_ref() {
+                Some((user, key)) if user == username => Ok(key.clone()),
+                _ => Err(turn::Error::ErrNoSuchUser),
+            },
+            Err(_) => Err(turn::Error::ErrNoSuchUser),
+        }
+    }
+}
+
+/// Keeps a session alive while it is useful and releases its quota when it ends.
+struct Watch {
+    server: Server,
+    guard: Arc<Mutex<Guard>>,
+    last_seen: Arc<Mutex<Instant>>,
+    close_rx: mpsc::Receiver<AllocationInfo>,
+    ended: CancellationToken,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Watch {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                Some(_) = self.close_rx.recv() => {
+                    if let Ok(mut g) = self.guard.lock() { g.release(); }
+                }
+                _ = self.ended.cancelled() => break,
+                _ = self.shutdown.cancelled() => break,
+                _ = tick.tick() => if self.idle() { break },
+            }
+        }
+        self.ended.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.server.close()).await;
+        // Let the crate close its allocations (it sends close notifications) before the
+        // quota slot is given back for good.
+        let drain = async { while self.close_rx.recv().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        if let Ok(mut g) = self.guard.lock() {
+            g.release();
+        }
+    }
+
+    fn idle(&self) -> bool {
+        let Ok(guard) = self.guard.lock() else {
+            return true;
+        };
+        if guard.has_allocation() {
+            return false;
+        }
+        let since = self
+            .last_seen
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or(Duration::MAX);
+        let limit = if guard.authenticated() {
+            IDLE
+        } else {
+            UNAUTHENTICATED_IDLE
+        };
+        since > limit
+    }
+}
+
+/// The crate's view of one client transport.
+struct SessionConn {
+    client: SocketAddr,
+    transport: Arc<dyn Transport>,
+    inbound: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
+    guard: Arc<Mutex<Guard>>,
+    last_seen: Arc<Mutex<Instant>>,
+    ended: CancellationToken,
+}
+
+pub fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), addr.port()),
+            None => addr,
+        },
+        _ => addr,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn closed() -> webrtc_util::Error {
+    webrtc_util::Error::Other("client transport closed".into())
+}
+
+#[async_trait]
+impl Conn for SessionConn {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(webrtc_util::Error::Other("not supported".into()))
+    }
+
+    async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Err(webrtc_util::Error::Other("use recv_from".into()))
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        let mut inbound = self.inbound.lock().await;
+        loop {
+            let message = tokio::select! {
+                m = inbound.recv() => m.ok_or_else(closed)?,
+                _ = self.ended.cancelled() => return Err(closed()),
+            };
+            if message.len() > buf.len() {
+                continue;
+            }
+            if let Ok(mut t) = self.last_seen.lock() {
+                *t = Instant::now();
+            }
+            let verdict = match self.guard.lock() {
+                Ok(mut g) => g.inbound(&message, Instant::now(), unix_now()),
+                Err(_) => return Err(closed()),
+            };
+            match verdict {
+                Verdict::Pass => {
+                    buf[..message.len()].copy_from_slice(&message);
+                    return Ok((message.len(), self.client));
+                }
+                Verdict::Reply(bytes) => {
+                    if self.transport.send(&bytes).await.is_err() {
+                        self.ended.cancel();
+                    }
+                }
+                Verdict::Drop => {}
+            }
+        }
+    }
+
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        self.send_to(buf, self.client).await
+    }
+
+    async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+        if let Ok(mut g) = self.guard.lock() {
+            g.outbound(buf, Instant::now());
+        }
+        if self.transport.send(buf).await.is_err() {
+            // A dead or stuck client: end its session rather than let relaying stall.
+            self.ended.cancel();
+            return Err(closed());
+        }
+        Ok(buf.len())
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.transport.local_addr())
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.client)
+    }
+
+    /// The crate closes the listener conn whenever an allocation ends; the transport outlives
+    /// its allocations, so this does nothing.
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
