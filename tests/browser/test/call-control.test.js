@@ -103,7 +103,7 @@ test('accepting after a call was answered elsewhere is harmless', async () => {
   await withDiagnostics(env, async () => {
     await call(alice, 'bob');
     await waitForRinging(bob, { from: 'alice' });
-    await Promise.all([alice.getByTestId('cancel').click(), bob.getByTestId('accept').click().catch(() => {})]);
+    await Promise.all([alice.getByTestId('cancel').click(), bob.getByTestId('accept').click({ timeout: 2000 }).catch(() => {})]);
     await waitForPhase(alice, 'idle');
     await waitForPhase(bob, 'idle', { timeoutMs: 10000 });
   });

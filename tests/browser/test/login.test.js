@@ -68,3 +68,29 @@ test('a reload logs straight back in and reclaims the same name', async () => {
     assert.deepEqual(names.filter((n) => n.toLowerCase().startsWith('erin')), ['erin']);
   });
 });
+
+test('a duplicated tab takes the name over with the token; the old tab stops instead of fighting', async () => {
+  await withDiagnostics(env, async () => {
+    const watcher = await env.open('/');
+    await login(watcher, 'watcher2');
+    const old = await env.open('/');
+    await login(old, 'gina');
+    // A duplicated tab starts with a copy of the original's sessionStorage.
+    const saved = await old.evaluate(() => JSON.stringify(Object.entries(sessionStorage)));
+    const dup = await env.open('/');
+    await dup.evaluate((entries) => {
+      for (const [k, v] of JSON.parse(entries)) sessionStorage.setItem(k, v);
+    }, saved);
+    await dup.reload({ waitUntil: 'load' });
+    await waitFor('the duplicate is gina', async () =>
+      (await dup.evaluate(() => [window.callbox.me, window.callbox.signalingState])).join() === 'gina,online');
+    await waitFor('the old tab is signed out', async () =>
+      (await old.evaluate(() => window.callbox.signalingState)) === 'replaced');
+    assert.match(await old.getByTestId('login-error').textContent(), /Signed in elsewhere/);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(await old.evaluate(() => window.callbox.signalingState), 'replaced', 'no reconnect after 4001');
+    assert.equal(await dup.evaluate(() => window.callbox.signalingState), 'online');
+    const names = await watcher.evaluate(() => [...document.querySelectorAll('#user-list [data-user]')].map((b) => b.dataset.user));
+    assert.deepEqual(names.filter((n) => n.startsWith('gina')), ['gina']);
+  });
+});

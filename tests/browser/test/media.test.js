@@ -90,3 +90,27 @@ test('sharing the screen swaps the outgoing track without renegotiating', async 
     await waitForFrames(bob);
   });
 });
+
+test('choosing another microphone swaps the sent track and the peer keeps hearing', async () => {
+  await withDiagnostics(env, async () => {
+    const options = await alice.getByTestId('mic-select').evaluate((s) => [...s.options].map((o) => o.value));
+    assert.ok(options.length >= 2, `Chromium's fake devices offer several microphones (${options.length})`);
+    const current = await alice.evaluate(
+      () => window.callbox.pc.getSenders().find((s) => s.track?.kind === 'audio').track.getSettings().deviceId);
+    const other = options.find((o) => o !== current);
+    await alice.getByTestId('mic-select').selectOption(other);
+    await waitFor('the audio sender uses the chosen microphone', async () =>
+      (await alice.evaluate(
+        () => window.callbox.pc.getSenders().find((s) => s.track?.kind === 'audio')?.track?.getSettings().deviceId)) === other);
+    await waitFor('bob still hears alice', async () => (await growth(bob, audioEnergy, 1000)) > 0, { timeoutMs: 10000 });
+  });
+});
+
+test('the remote video can go full screen', async () => {
+  await withDiagnostics(env, async () => {
+    await bob.getByTestId('fullscreen').click();
+    await waitFor('remote video full screen', () =>
+      bob.evaluate(() => document.fullscreenElement?.contains(document.getElementById('remote-video')) ?? false));
+    await bob.evaluate(() => document.exitFullscreen());
+  });
+});
