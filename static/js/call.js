@@ -6,6 +6,9 @@
 import { getCameraTrack, getMicTrack, getScreenTrack } from './media.js';
 import { summarize } from './stats.js';
 
+const DISCONNECTED_GRACE_MS = 4000;
+const MAX_ICE_RESTARTS = 20;
+
 export class Call extends EventTarget {
   /**
    * @param {object} o
@@ -128,13 +131,36 @@ export class Call extends EventTarget {
 
   onConnectionState() {
     const state = this.pc.connectionState;
-    if (state === 'failed' && !this.closed && this.restarts < 20) {
-      // The path broke (network change, NAT rebinding): gather again instead of dropping the call.
-      this.restarts += 1;
-      this.pc.restartIce();
+    clearTimeout(this.restartTimer);
+    if (state === 'failed') {
+      this.restartIce();
+    } else if (state === 'disconnected') {
+      // Often a blip that heals by itself; if not, do not wait the ~30 s until "failed".
+      this.restartTimer = setTimeout(() => {
+        if (this.pc.connectionState === 'disconnected') this.restartIce();
+      }, DISCONNECTED_GRACE_MS);
     }
     this.emit('state', { state });
     this.refreshStats();
+  }
+
+  /** The path broke (network change, NAT rebinding, TURN restart): gather again, keep the call. */
+  restartIce() {
+    if (this.closed || this.restarts >= MAX_ICE_RESTARTS) return;
+    this.restarts += 1;
+    this.pc.restartIce();
+  }
+
+  /**
+   * Called when the peer is (again) reachable over signaling while we are not connected: an
+   * offer we sent while either side was offline was lost, so send it again (it carries the
+   * candidates gathered so far).
+   */
+  resync() {
+    if (this.closed || this.pc.connectionState === 'connected') return;
+    if (this.pc.signalingState === 'have-local-offer' && this.pc.localDescription) {
+      this.send({ type: 'video-offer', sdp: this.pc.localDescription.toJSON() });
+    }
   }
 
   setIceServers(iceServers) {
@@ -264,6 +290,7 @@ export class Call extends EventTarget {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.statsTimer);
+    clearTimeout(this.restartTimer);
     for (const track of [this.cameraTrack, this.micTrack, this.screenTrack]) track?.stop();
     this.localStream?.getTracks().forEach((t) => t.stop());
     for (const t of this.pc.getTransceivers()) t.receiver.track?.stop();

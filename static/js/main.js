@@ -401,7 +401,11 @@ function onLogin({ detail: message }) {
     return;
   }
   state.me = message.name;
-  if (Array.isArray(message.iceServers)) state.iceServers = message.iceServers;
+  if (Array.isArray(message.iceServers)) {
+    state.iceServers = message.iceServers;
+    // After a server restart the old TURN credentials may be void; an ICE restart needs these.
+    state.call?.setIceServers(message.iceServers);
+  }
   saveSession(room, { name: state.me, token: message.token, accessCode: signaling.session?.accessCode });
   showLoggedIn(true);
   for (const queued of state.outbox.splice(0)) signaling.send(queued);
@@ -514,8 +518,10 @@ function wire() {
   signaling.addEventListener('state', renderConnection);
   signaling.addEventListener('login', onLogin);
   signaling.addEventListener('userlist', ({ detail }) => {
+    const before = state.users;
     state.users = Array.isArray(detail.users) ? detail.users.filter((u) => typeof u === 'string') : [];
     renderUserList();
+    if (state.call && state.users.includes(state.peer) && !before.includes(state.peer)) state.call.resync();
   });
   signaling.addEventListener('message', ({ detail }) => {
     if (typeof detail.text !== 'string') return;

@@ -49,3 +49,35 @@ test('killing and restarting callbox mid-call: pages reconnect, reclaim names, m
     await waitForPhase(bob, 'idle');
   });
 });
+
+test('a relayed call whose TURN server restarts recovers by ICE restart with fresh credentials', { timeout: 120000 }, async () => {
+  await withDiagnostics(env, async () => {
+    const carol = await env.open('/?relay=1');
+    const dave = await env.open('/?relay=1');
+    await login(carol, 'carol');
+    await login(dave, 'dave');
+    await establishCall(carol, dave, 'dave', 'carol', { timeoutMs: 30000 });
+    const credsBefore = await carol.evaluate(() => window.callbox.iceServers[0]?.username);
+
+    // Relay allocations die with the process: media must stop, then come back by itself.
+    await env.server.kill();
+    await env.server.start();
+    await waitFor('carol logged in again with new TURN credentials', async () =>
+      (await carol.evaluate(() => window.callbox.iceServers[0]?.username)) !== credsBefore
+      && (await signalingState(carol)) === 'online', { timeoutMs: 20000 });
+    await waitFor('the old path is noticed as broken', async () =>
+      (await carol.evaluate(() => window.callbox.pc.connectionState)) !== 'connected', { timeoutMs: 20000 });
+    await waitFor('connected again after ICE restart', async () =>
+      (await carol.evaluate(() => window.callbox.pc.connectionState)) === 'connected'
+      && (await dave.evaluate(() => window.callbox.pc.connectionState)) === 'connected', { timeoutMs: 45000, intervalMs: 500 });
+    const s = await carol.evaluate(() => window.callbox.snapshot());
+    assert.equal(s.stats.pair.localType, 'relay');
+    assert.ok(s.stats.pair.localPort >= env.server.relayPortMin && s.stats.pair.localPort <= env.server.relayPortMax);
+    await waitForFrames(carol);
+    await waitForFrames(dave);
+    assert.ok((await carol.evaluate(() => window.callbox.call.restarts)) + (await dave.evaluate(() => window.callbox.call.restarts)) > 0,
+      'an ICE restart happened');
+    await hangUp(dave);
+    await waitForPhase(carol, 'idle');
+  });
+});
