@@ -3,7 +3,7 @@
 // that only ever signal the process this module spawned (by PID).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
@@ -33,6 +33,23 @@ export async function freePort({ udp = false, host = '127.0.0.1' } = {}) {
     if (ok) return port;
   }
   throw new Error('no free port found in 20 attempts');
+}
+
+/**
+ * A start for a 100-port relay range outside the kernel's ephemeral range, so it never
+ * overlaps the free ports picked for listeners (callbox refuses that) or other sockets.
+ */
+function relayRangeStart() {
+  let [low, high] = [32768, 60999];
+  try {
+    [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  } catch {
+    // Not Linux: keep the usual defaults.
+  }
+  const slots = (lo, hi) => Math.max(0, Math.floor((hi - lo + 1) / 100));
+  const above = slots(high + 1, 65535);
+  if (above > 0) return high + 1 + Math.floor(Math.random() * above) * 100;
+  return 20000 + Math.floor(Math.random() * Math.min(slots(20000, low - 1), 50)) * 100;
 }
 
 /** TOML for a loopback test instance. `extra` is appended verbatim (e.g. [[rooms]]). */
@@ -65,7 +82,7 @@ export async function startCallbox(options = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'callbox-test-'));
   const httpPort = options.httpPort || (await freePort());
   const turnPort = options.turnPort || (await freePort({ udp: true }));
-  const relayPortMin = options.relayPortMin ?? 40000 + Math.floor(Math.random() * 200) * 100;
+  const relayPortMin = options.relayPortMin ?? relayRangeStart();
   const relayPortMax = options.relayPortMax ?? relayPortMin + 99;
   const configPath = path.join(dir, 'config.toml');
   const config =
