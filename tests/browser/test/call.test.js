@@ -44,12 +44,15 @@ test('hang-up from the callee ends the call on both sides and releases the camer
   await withDiagnostics(env, async () => {
     assert.equal(await alice.evaluate(() => window.callbox.phase), 'in-call');
     const pc = await alice.evaluateHandle(() => window.callbox.pc);
+    const localTracks = await alice.evaluateHandle(() => window.callbox.call.localStream.getTracks());
+    assert.equal(await localTracks.evaluate((ts) => ts.length), 2, 'camera and microphone were in use');
     await hangUp(bob);
     await waitForPhase(alice, 'idle');
     await waitForPhase(bob, 'idle');
     assert.match(await alice.getByTestId('notice').textContent(), /bob hung up/);
     assert.equal(await pc.evaluate((p) => p.connectionState), 'closed');
     assert.equal(await alice.evaluate(() => document.getElementById('local-video').srcObject), null);
+    assert.deepEqual(await localTracks.evaluate((ts) => ts.map((t) => t.readyState)), ['ended', 'ended']);
     assert.equal(await bob.evaluate(() => window.callbox.pc), null);
   });
 });
@@ -82,4 +85,13 @@ test('the caller closing the tab mid-call ends the call for the callee', async (
     assert.match(await bob.getByTestId('notice').textContent(), /alice hung up/);
     await waitFor('alice gone from the list', async () => (await bob.locator('[data-user="alice"]').count()) === 0);
   });
+});
+
+test('the page ran under the strict CSP without violations or script errors', async () => {
+  const problems = env.pages
+    .flatMap((p) => p.consoleLog)
+    .filter((line) => /Content Security Policy|pageerror|Uncaught/i.test(line));
+  assert.deepEqual(problems, []);
+  const csp = (await (await fetch(env.server.url)).headers.get('content-security-policy')) ?? '';
+  assert.match(csp, /script-src 'self'/, 'the page is served with the strict CSP this checks against');
 });
