@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{connect, start, try_connect};
+use common::{ann_and_bob, connect, start, try_connect};
 use serde_json::json;
 
 #[tokio::test]
@@ -103,11 +103,7 @@ async fn mdn_dialect_end_to_end() {
 async fn call_control_messages_ride_the_targeted_relay() {
     let running = start("").await;
     let addr = running.http_addr;
-    let mut ann = connect(addr, "/ws").await;
-    ann.login("ann").await;
-    let mut bob = connect(addr, "/ws").await;
-    bob.login("bob").await;
-    ann.wait_user_list(&["ann", "bob"]).await;
+    let (mut ann, mut bob) = ann_and_bob(addr).await;
     let frames = [
         json!({"type":"call-request","target":"bob"}),
         json!({"type":"call-cancel","target":"bob"}),
@@ -127,11 +123,7 @@ async fn call_control_messages_ride_the_targeted_relay() {
 async fn chat_reaches_the_room_with_server_set_name_and_date() {
     let running = start("").await;
     let addr = running.http_addr;
-    let mut ann = connect(addr, "/ws").await;
-    ann.login("ann").await;
-    let mut bob = connect(addr, "/ws").await;
-    bob.login("bob").await;
-    ann.wait_user_list(&["ann", "bob"]).await;
+    let (mut ann, mut bob) = ann_and_bob(addr).await;
     ann.send(json!({"type":"message","text":"hello","name":"bob"}))
         .await;
     for client in [&mut ann, &mut bob] {
@@ -148,11 +140,7 @@ async fn chat_reaches_the_room_with_server_set_name_and_date() {
 async fn disconnect_mid_call_tells_a_tutorial_peer_leave() {
     let running = start("").await;
     let addr = running.http_addr;
-    let mut ann = connect(addr, "/ws").await;
-    ann.login("ann").await;
-    let mut bob = connect(addr, "/ws").await;
-    bob.login("bob").await;
-    ann.wait_user_list(&["ann", "bob"]).await;
+    let (mut ann, mut bob) = ann_and_bob(addr).await;
     ann.send(json!({"type":"offer","name":"bob","offer":{}}))
         .await;
     bob.recv_type("offer").await;

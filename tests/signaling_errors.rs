@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{code, connect, start, Client};
+use common::{ann_and_bob, code, connect, start, Client};
 use serde_json::{json, Value};
 
 async fn error_for(client: &mut Client, text: &str) -> Value {
@@ -55,11 +55,7 @@ async fn malformed_frames_get_error_codes_and_the_connection_stays_open() {
 #[tokio::test]
 async fn server_only_types_are_refused() {
     let running = start("").await;
-    let mut ann = connect(running.http_addr, "/ws").await;
-    ann.login("ann").await;
-    let mut bob = connect(running.http_addr, "/ws").await;
-    bob.login("bob").await;
-    ann.wait_user_list(&["ann", "bob"]).await;
+    let (mut ann, mut bob) = ann_and_bob(running.http_addr).await;
     for kind in ["id", "userlist", "rejectusername", "error", "ice-servers"] {
         let frame = json!({"type": kind, "target": "bob", "users": ["evil"]}).to_string();
         assert_eq!(error_for(&mut ann, &frame).await["code"], "forbidden-type");
@@ -185,11 +181,7 @@ async fn rooms_are_isolated() {
 async fn spoofed_sender_name_is_overwritten() {
     let running = start("").await;
     let addr = running.http_addr;
-    let mut ann = connect(addr, "/ws").await;
-    ann.login("ann").await;
-    let mut bob = connect(addr, "/ws").await;
-    bob.login("bob").await;
-    ann.wait_user_list(&["ann", "bob"]).await;
+    let (mut ann, mut bob) = ann_and_bob(addr).await;
     ann.send(json!({"type":"video-offer","name":"carol","target":"bob","sdp":{}}))
         .await;
     assert_eq!(bob.recv().await["name"], "ann");

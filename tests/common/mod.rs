@@ -163,3 +163,13 @@ impl Client {
 pub fn code(frame: &Option<CloseFrame>) -> Option<u16> {
     frame.as_ref().map(|f| u16::from(f.code))
 }
+
+/// Ann and Bob logged in to the lobby, both past the user list that shows them together.
+pub async fn ann_and_bob(addr: SocketAddr) -> (Client, Client) {
+    let mut ann = connect(addr, "/ws").await;
+    ann.login("ann").await;
+    let mut bob = connect(addr, "/ws").await;
+    bob.login("bob").await;
+    ann.wait_user_list(&["ann", "bob"]).await;
+    (ann, bob)
+}
