@@ -35,6 +35,13 @@ export async function summarize(pc) {
       outbound[s.kind] = { packetsSent: s.packetsSent ?? 0, framesEncoded: s.framesEncoded ?? 0 };
     }
   });
+  // Counts only (no addresses): enough to tell "gathered srflx and exchanged them" apart from
+  // "never got that far" when a path fails.
+  const candidates = { local: {}, remote: {} };
+  report.forEach((s) => {
+    const side = s.type === 'local-candidate' ? 'local' : s.type === 'remote-candidate' ? 'remote' : null;
+    if (side && s.candidateType) candidates[side][s.candidateType] = (candidates[side][s.candidateType] ?? 0) + 1;
+  });
   const localType = local?.candidateType ?? null;
   const remoteType = remote?.candidateType ?? null;
   return {
@@ -52,6 +59,7 @@ export async function summarize(pc) {
         }
       : null,
     relayed: localType === 'relay' || remoteType === 'relay',
+    candidates,
     inbound,
     outbound,
   };

@@ -31,6 +31,8 @@ test('with ?relay=1 the selected candidate pair is a relay allocated by callbox 
       assert.equal(s.iceTransportPolicy, 'relay');
       assert.equal(s.stats.pair.localType, 'relay');
       assert.equal(s.stats.relayed, true);
+      assert.deepEqual(Object.keys(s.stats.candidates.local), ['relay'], 'relay policy gathers only relay candidates');
+      assert.ok(s.stats.candidates.remote.relay > 0, 'the peer\'s relay candidates arrived by trickle');
       assert.equal(s.stats.pair.localAddress, '127.0.0.1');
       const port = s.stats.pair.localPort;
       assert.ok(
