@@ -3,16 +3,13 @@
 // window.callbox exposes read-only state for the browser tests.
 
 import { Call } from './call.js';
+import { initial, step } from './callflow.js';
 import { getLocalMedia, listDevices, explainMediaError } from './media.js';
 import { describe, summarize } from './stats.js';
 import { Signaling } from './signaling.js';
 import { roomFromLocation, loadSession, saveSession, clearSession, lastName } from './session.js';
 import { $, show, renderUsers, appendChat, fillSelect, setPressed } from './ui.js';
 
-const RING_MS = 30_000;
-// The caller waits a little longer than the callee rings, so "did not answer" normally comes
-// from the callee's own timeout.
-const CALLER_WAIT_MS = 35_000;
 const QUEUE_MAX = 200;
 const CALL_TYPES = new Set(['video-offer', 'video-answer', 'new-ice-candidate']);
 
@@ -24,14 +21,15 @@ const state = {
   me: null,
   users: [],
   iceServers: [],
-  // idle | calling | ringing | in-call
-  phase: 'idle',
-  peer: null,
+  // The call state machine's state (callflow.js): phase idle | calling | ringing | in-call, peer.
+  flow: initial(),
   call: null,
   timer: null,
   buffered: [],
   outbox: [],
+  // Camera/mic being started (a promise) and, once started, the stream not yet in a call.
   media: null,
+  stream: null,
   peerMedia: null,
   devices: { cameraId: null, micId: null },
 };
@@ -49,19 +47,66 @@ function notice(text) {
   $('notice').textContent = text;
 }
 
-function setPhase(phase, peer = state.peer) {
-  state.phase = phase;
-  state.peer = phase === 'idle' ? null : peer;
+/** Feeds one event to the call state machine and carries out what it decides. */
+function dispatch(event) {
+  const before = state.flow;
+  const { state: next, actions } = step(before, event, state.me);
+  state.flow = next;
+  for (const action of actions) perform(action);
+  if (before.phase !== next.phase || before.peer !== next.peer) renderPhase();
+}
+
+function perform(action) {
+  switch (action.do) {
+    case 'send':
+      return sendTo(action.to, action.message);
+    case 'acquire-media': {
+      const media = acquireMedia();
+      state.media = media;
+      media.then((stream) => {
+        if (state.media !== media) {
+          stream?.getTracks().forEach((t) => t.stop());
+          return;
+        }
+        state.stream = stream;
+        dispatch({ type: 'media-ready' });
+      });
+      return undefined;
+    }
+    case 'timer':
+      clearTimeout(state.timer);
+      state.timer = setTimeout(() => dispatch({ type: 'timeout' }), action.ms);
+      return undefined;
+    case 'begin':
+      return beginCall(state.flow.peer, action.polite);
+    case 'handle':
+      return state.call?.handle(action.message);
+    case 'buffer':
+      state.buffered.push(action.message);
+      return undefined;
+    case 'end':
+      return endCall(action.notice);
+    default:
+      return undefined;
+  }
+}
+
+function renderPhase() {
+  const { phase, peer } = state.flow;
   document.body.dataset.phase = phase;
   show($('incoming'), phase === 'ringing');
   show($('outgoing'), phase === 'calling');
   show($('call-controls'), phase === 'in-call');
   document.title = phase === 'ringing' ? `${peer} is calling — callbox` : 'callbox';
   if (phase === 'ringing') {
+    notice('');
     $('incoming-text').textContent = `${peer} is calling you`;
     $('accept-call').focus();
   }
-  if (phase === 'calling') $('outgoing-text').textContent = `Calling ${peer}…`;
+  if (phase === 'calling') {
+    notice('');
+    $('outgoing-text').textContent = `Calling ${peer}…`;
+  }
   if (phase === 'idle') {
     $('call-status').textContent = 'Not in a call';
     $('call-status').dataset.state = 'idle';
@@ -73,31 +118,29 @@ function setPhase(phase, peer = state.peer) {
 function renderUserList() {
   renderUsers($('user-list'), state.users, {
     me: state.me,
-    canCall: state.phase === 'idle',
-    onCall: startCall,
+    canCall: state.flow.phase === 'idle',
+    onCall: (peer) => dispatch({ type: 'click-call', peer }),
   });
 }
 
-function clearTimer() {
+/** Stops whatever call activity there is, locally. `why` goes to the notice line. */
+function endCall(why) {
   clearTimeout(state.timer);
   state.timer = null;
-}
-
-/** Ends whatever call activity there is, locally. `why` goes to the notice line. */
-function endCall(why) {
-  clearTimer();
   if (state.call) state.call.close();
   state.call = null;
   state.buffered = [];
   state.peerMedia = null;
   state.outbox = state.outbox.filter((m) => !CALL_TYPES.has(m.type));
-  takeMedia().then((stream) => stream?.getTracks().forEach((t) => t.stop()));
+  // Media that was acquired (or is still starting) but never handed to a call.
+  state.stream?.getTracks().forEach((t) => t.stop());
+  state.stream = null;
+  state.media = null;
   $('remote-video').srcObject = null;
   $('local-video').srcObject = null;
   show($('remote-overlay'), false);
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
   if (why !== undefined) notice(why);
-  setPhase('idle');
 }
 
 async function acquireMedia() {
@@ -106,93 +149,18 @@ async function acquireMedia() {
     videoId: state.devices.cameraId,
   });
   if (problems.length) notice(problems.join(' '));
-  $('local-video').srcObject = stream;
+  if (state.flow.phase !== 'idle') $('local-video').srcObject = stream;
   return stream;
-}
-
-// ---------- outgoing ----------
-
-async function startCall(peer) {
-  if (state.phase !== 'idle' || peer === state.me) return;
-  notice('');
-  setPhase('calling', peer);
-  // Kept as a promise: an answer (or the callee calling us at the same moment) may arrive
-  // while the camera is still starting, and takes the stream from here.
-  const media = acquireMedia();
-  state.media = media;
-  await media;
-  if (state.media !== media || state.phase !== 'calling' || state.peer !== peer) return;
-  sendTo(peer, { type: 'call-request' });
-  clearTimer();
-  state.timer = setTimeout(() => {
-    if (state.phase === 'calling' && state.peer === peer) {
-      sendTo(peer, { type: 'call-cancel' });
-      endCall(`${peer} did not answer.`);
-    }
-  }, CALLER_WAIT_MS);
-}
-
-function cancelCall() {
-  if (state.phase !== 'calling') return;
-  sendTo(state.peer, { type: 'call-cancel' });
-  endCall('Call cancelled.');
-}
-
-// ---------- incoming ----------
-
-function ring(peer) {
-  notice('');
-  setPhase('ringing', peer);
-  clearTimer();
-  state.timer = setTimeout(() => {
-    if (state.phase === 'ringing' && state.peer === peer) {
-      sendTo(peer, { type: 'call-decline', reason: 'timeout' });
-      endCall(`Missed call from ${peer}.`);
-    }
-  }, RING_MS);
-}
-
-async function acceptCall() {
-  if (state.phase !== 'ringing') return;
-  const peer = state.peer;
-  clearTimer();
-  const stream = await acquireMedia();
-  if (state.phase !== 'ringing' || state.peer !== peer) {
-    stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  beginCall(peer, { polite: true, stream });
-  sendTo(peer, { type: 'call-accept' });
-}
-
-function declineCall() {
-  if (state.phase !== 'ringing') return;
-  sendTo(state.peer, { type: 'call-decline', reason: 'declined' });
-  endCall('');
 }
 
 // ---------- the call ----------
 
-/** The caller's camera/mic stream (started when the call was placed), now owned by the taker. */
-async function takeMedia() {
-  const media = state.media;
+function beginCall(peer, polite) {
+  clearTimeout(state.timer);
+  state.timer = null;
+  const stream = state.stream;
+  state.stream = null;
   state.media = null;
-  return media ? media : null;
-}
-
-/** Caller side (also the glare winner's callee side): start the call once our media is ready. */
-async function beginWithCallerMedia(peer, polite) {
-  const stream = await takeMedia();
-  if (state.phase !== 'calling' || state.peer !== peer) {
-    stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  beginCall(peer, { polite, stream });
-  if (polite) sendTo(peer, { type: 'call-accept' });
-}
-
-function beginCall(peer, { polite, stream }) {
-  clearTimer();
   const call = new Call({
     peer,
     polite,
@@ -203,7 +171,6 @@ function beginCall(peer, { polite, stream }) {
   });
   state.call = call;
   call.cameraId = state.devices.cameraId;
-  setPhase('in-call', peer);
   $('local-video').srcObject = stream;
   call.addEventListener('remote-stream', ({ detail }) => {
     if ($('remote-video').srcObject !== detail.stream) $('remote-video').srcObject = detail.stream;
@@ -217,23 +184,18 @@ function beginCall(peer, { polite, stream }) {
   });
   call.addEventListener('error', ({ detail }) => console.warn('callbox call:', detail.error));
   renderLocalControls();
-  renderCallStatus('new', null);
   refreshDevices();
   if (!polite) call.start();
   for (const message of state.buffered.splice(0)) call.handle(message);
   sendMediaState();
-}
-
-function hangUp() {
-  if (state.phase !== 'in-call') return;
-  sendTo(state.peer, { type: 'hang-up' });
-  endCall('Call ended.');
+  // Rendered after the phase change this action belongs to.
+  queueMicrotask(() => renderCallStatus('new', null));
 }
 
 function renderCallStatus(connectionState, summary) {
   const status = $('call-status');
-  if (state.phase !== 'in-call') return;
-  status.textContent = `${state.peer}: ${describe(connectionState, summary)}`;
+  if (state.flow.phase !== 'in-call') return;
+  status.textContent = `${state.flow.peer}: ${describe(connectionState, summary)}`;
   status.dataset.state = connectionState;
   if (connectionState === 'connected' && summary?.pair) {
     status.dataset.path = summary.relayed ? 'relay' : 'direct';
@@ -255,8 +217,9 @@ function renderPeerMedia() {
   const overlay = $('remote-overlay');
   const media = state.peerMedia;
   const words = [];
-  if (media && !media.video) words.push(`${state.peer}'s camera is off`);
-  if (media && !media.audio) words.push(`${state.peer} is muted`);
+  const peer = state.flow.peer;
+  if (media && !media.video) words.push(`${peer}'s camera is off`);
+  if (media && !media.audio) words.push(`${peer} is muted`);
   overlay.textContent = words.join(' · ');
   overlay.dataset.video = media ? String(media.video) : 'unknown';
   overlay.dataset.audio = media ? String(media.audio) : 'unknown';
@@ -295,68 +258,14 @@ async function guarded(action, what) {
 // ---------- messages from the relay ----------
 
 function onRelayMessage(message) {
-  const from = typeof message.name === 'string' ? message.name : null;
-  switch (message.type) {
-    case 'call-request':
-      if (!from) return;
-      if (state.phase === 'idle') return ring(from);
-      if (state.phase === 'calling' && state.peer === from) {
-        // Both called each other at once: the name that sorts later answers, the other stays caller.
-        if (state.me.toLowerCase() > from.toLowerCase()) beginWithCallerMedia(from, true);
-        return;
-      }
-      if (state.peer === from && state.phase === 'in-call') return;
-      return sendTo(from, { type: 'call-decline', reason: 'busy' });
-    case 'call-accept':
-      if (state.phase === 'calling' && state.peer === from) {
-        beginWithCallerMedia(from, false);
-        return;
-      }
-      if (!(state.phase === 'in-call' && state.peer === from)) sendTo(from, { type: 'hang-up' });
-      return;
-    case 'call-decline':
-      if (state.phase === 'calling' && state.peer === from) {
-        const why = {
-          busy: `${from} is busy in another call.`,
-          timeout: `${from} did not answer.`,
-        }[message.reason] ?? `${from} declined the call.`;
-        endCall(why);
-      }
-      return;
-    case 'call-cancel':
-      if (state.phase === 'ringing' && state.peer === from) return endCall(`Missed call from ${from}.`);
-      if (state.phase === 'in-call' && state.peer === from) return endCall(`${from} ended the call.`);
-      return;
-    case 'hang-up':
-    case 'leave':
-      if (state.peer !== from) return;
-      if (state.phase === 'in-call') return endCall(`${from} hung up.`);
-      if (state.phase === 'ringing') return endCall(`Missed call from ${from}.`);
-      if (state.phase === 'calling') return endCall(`${from} is not available.`);
-      return;
-    case 'call-media':
-      if (state.phase === 'in-call' && state.peer === from) {
-        state.peerMedia = { audio: message.audio !== false, video: message.video !== false };
-        renderPeerMedia();
-      }
-      return;
-    case 'video-offer':
-    case 'video-answer':
-    case 'new-ice-candidate':
-      if (!from) return;
-      if (state.phase === 'in-call' && state.peer === from) return state.call.handle(message);
-      if (state.phase === 'ringing' && state.peer === from) {
-        if (state.buffered.length < QUEUE_MAX) state.buffered.push(message);
-        return;
-      }
-      if (state.phase === 'idle' && message.type === 'video-offer') {
-        // A client that skips call-request (the MDN demo): ring for it, answer on Accept.
-        state.buffered = [message];
-        return ring(from);
-      }
-      return;
-    default:
+  if (message.type === 'call-media') {
+    if (state.flow.phase === 'in-call' && state.flow.peer === message.name) {
+      state.peerMedia = { audio: message.audio !== false, video: message.video !== false };
+      renderPeerMedia();
+    }
+    return;
   }
+  dispatch({ type: 'message', message });
 }
 
 // ---------- login, presence, chat ----------
@@ -422,9 +331,8 @@ function showLoggedIn(loggedIn) {
 }
 
 function logout() {
-  if (state.phase === 'in-call') hangUp();
-  else if (state.phase === 'calling') cancelCall();
-  else if (state.phase === 'ringing') declineCall();
+  dispatch({ type: 'leaving' });
+  dispatch({ type: 'reset' });
   signaling.logout();
   clearSession(room);
   state.me = null;
@@ -450,8 +358,8 @@ function sendChat(event) {
 }
 
 function onServerError({ detail: message }) {
-  if (message.code === 'unknown-target' && state.phase === 'calling') {
-    endCall(`${state.peer} is not online.`);
+  if (message.code === 'unknown-target') {
+    dispatch({ type: 'unknown-target' });
   } else if (message.code === 'too-long') {
     $('chat-error').textContent = 'That message is too long.';
   } else if (message.code === 'rate-limited') {
@@ -471,7 +379,10 @@ function renderConnection({ detail }) {
   $('conn-status').textContent = words[detail.state] ?? detail.state;
   $('conn-status').dataset.state = detail.state;
   if (detail.state === 'replaced') {
-    endCall('You joined with this name from another tab or device, so this tab was signed out.');
+    dispatch({
+      type: 'reset',
+      notice: 'You joined with this name from another tab or device, so this tab was signed out.',
+    });
     state.me = null;
     $('login-error').textContent = 'Signed in elsewhere with this name.';
     showLoggedIn(false);
@@ -486,10 +397,10 @@ function wire() {
   $('login-form').addEventListener('submit', submitLogin);
   $('logout').addEventListener('click', logout);
   $('chat-form').addEventListener('submit', sendChat);
-  $('accept-call').addEventListener('click', acceptCall);
-  $('decline-call').addEventListener('click', declineCall);
-  $('cancel-call').addEventListener('click', cancelCall);
-  $('hangup').addEventListener('click', hangUp);
+  $('accept-call').addEventListener('click', () => dispatch({ type: 'accept' }));
+  $('decline-call').addEventListener('click', () => dispatch({ type: 'decline' }));
+  $('cancel-call').addEventListener('click', () => dispatch({ type: 'cancel' }));
+  $('hangup').addEventListener('click', () => dispatch({ type: 'hang-up' }));
   $('toggle-mic').addEventListener('click', () => state.call?.setMic(!state.call.micOn));
   $('toggle-camera').addEventListener('click', () =>
     guarded(() => state.call?.setCamera(!state.call.cameraOn), 'camera'),
@@ -512,7 +423,7 @@ function wire() {
     guarded(() => state.call?.switchMic(event.target.value), 'microphone');
   });
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && state.phase === 'ringing') declineCall();
+    if (event.key === 'Escape') dispatch({ type: 'decline' });
   });
 
   signaling.addEventListener('state', renderConnection);
@@ -521,7 +432,8 @@ function wire() {
     const before = state.users;
     state.users = Array.isArray(detail.users) ? detail.users.filter((u) => typeof u === 'string') : [];
     renderUserList();
-    if (state.call && state.users.includes(state.peer) && !before.includes(state.peer)) state.call.resync();
+    const peer = state.flow.peer;
+    if (state.call && state.users.includes(peer) && !before.includes(peer)) state.call.resync();
   });
   signaling.addEventListener('message', ({ detail }) => {
     if (typeof detail.text !== 'string') return;
@@ -542,12 +454,10 @@ function wire() {
 
   // Closing the tab tells the other side at once instead of leaving it ringing or frozen.
   window.addEventListener('pagehide', () => {
-    if (state.phase === 'in-call') sendTo(state.peer, { type: 'hang-up' });
-    else if (state.phase === 'calling') sendTo(state.peer, { type: 'call-cancel' });
-    else if (state.phase === 'ringing') sendTo(state.peer, { type: 'call-decline', reason: 'declined' });
+    dispatch({ type: 'leaving' });
   });
 
-  setPhase('idle');
+  renderPhase();
   const saved = loadSession(room);
   if (saved) {
     $('login-name').value = saved.name;
@@ -560,8 +470,8 @@ function wire() {
 window.callbox = Object.freeze({
   get room() { return room; },
   get me() { return state.me; },
-  get phase() { return state.phase; },
-  get peer() { return state.peer; },
+  get phase() { return state.flow.phase; },
+  get peer() { return state.flow.peer; },
   get pc() { return state.call?.pc ?? null; },
   get call() { return state.call; },
   get relayOnly() { return relayOnly; },
@@ -571,8 +481,8 @@ window.callbox = Object.freeze({
   async snapshot() {
     const pc = state.call?.pc;
     return {
-      phase: state.phase,
-      peer: state.peer,
+      phase: state.flow.phase,
+      peer: state.flow.peer,
       connectionState: pc?.connectionState ?? null,
       iceTransportPolicy: pc?.getConfiguration().iceTransportPolicy ?? null,
       stats: pc ? await summarize(pc) : null,

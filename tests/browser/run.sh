@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the web client's tests in real Chromium against a real callbox binary.
 # Installs node modules from the lockfile if missing, builds callbox (cargo build is a no-op when
-# up to date), then runs every test/*.test.js with node's test runner, one file at a time (two
+# up to date), then runs unit/*.test.js (the page's state machine, no browser) and every
+# test/*.test.js with node's test runner, one file at a time (two
 # cores: two video calls at once would starve each other).
 #
 # As root, the tests run in a private network namespace holding only loopback, so WebRTC's host
@@ -29,7 +30,7 @@ if [ -z "${CALLBOX_BIN:-}" ]; then
 fi
 mkdir -p "$root/test-artifacts"
 
-tests=(test/*.test.js)
+tests=(unit/*.test.js test/*.test.js)
 if [ "$#" -gt 0 ]; then tests=("$@"); fi
 run=(node --test --test-concurrency=1 "${tests[@]}")
 
