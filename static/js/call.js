@@ -197,8 +197,8 @@ export class Call extends EventTarget {
     if (track && !transceiver.direction.includes('send')) {
       // We joined without a camera: start sending (the one renegotiation this needs).
       transceiver.direction = 'sendrecv';
+      if (this.localStream) transceiver.sender.setStreams?.(this.localStream);
     }
-    if (track && this.localStream) transceiver.sender.setStreams?.(this.localStream);
     await transceiver.sender.replaceTrack(track);
     this.emit('local-media', {});
   }
