@@ -66,7 +66,6 @@ listen_tcp = ["${host}:${turnPort}"]
 relay_ips = ["${host}"]
 relay_port_min = ${relayPortMin}
 relay_port_max = ${relayPortMax}
-allow_peers = ["127.0.0.0/8"]
 
 ${extra}
 `;
