@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs the web client's tests in real Chromium against a real callbox binary.
+# Installs node modules from the lockfile if missing, builds callbox (cargo build is a no-op when
+# up to date), then runs unit/*.test.js (the page's state machine, no browser) and every
+# test/*.test.js with node's test runner, one file at a time (two
+# cores: two video calls at once would starve each other).
+#
+# As root, the tests run in a private network namespace holding only loopback, so WebRTC's host
+# candidates and all test traffic stay on 127.0.0.1 (set CALLBOX_BROWSER_NETNS=0 to skip that).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+if ! command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    echo "tests/browser: Chromium not found at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+
+cd "$here"
+if [ ! -f node_modules/playwright-core/package.json ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+fi
+
+if [ -z "${CALLBOX_BIN:-}" ]; then
+  (cd "$root" && cargo build --quiet)
+fi
+mkdir -p "$root/test-artifacts"
+
+tests=(unit/*.test.js test/*.test.js)
+if [ "$#" -gt 0 ]; then tests=("$@"); fi
+run=(node --test)
+# One file at a time where the runner can be told so (Node >= 20.10; older ones already run
+# one file per spare core, which on two cores is one).
+if node --help 2>/dev/null | grep -q -- --test-concurrency; then run+=(--test-concurrency=1); fi
+run+=("${tests[@]}")
+
+if [ "$(id -u)" -eq 0 ] && [ "${CALLBOX_BROWSER_NETNS:-1}" != 0 ] && unshare --net -- true 2>/dev/null; then
+  exec unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh "${run[@]}"
+fi
+echo "tests/browser: running without a private network namespace (not root, or unshare unavailable)" >&2
+exec "${run[@]}"
