@@ -87,6 +87,6 @@ echo "== NAT traversal test (namespaces $NAT_PREFIX-*)"
 cd "$here"
 # A hard bound on the whole run; each wait inside has its own, shorter one.
 timeout --kill-after=10 "${NAT_TEST_TIMEOUT:-300}" \
-    node --test --test-concurrency=1 --test-reporter=spec topology.test.mjs callbox.test.mjs &
+    node --test --test-concurrency=1 --test-reporter=spec topology.test.mjs traversal.test.mjs &
 test_pid=$!
 wait "$test_pid"

@@ -1,4 +1,4 @@
-// The topology is what the callbox test claims it is: two port-randomising symmetric NATs in
+// The topology is what the traversal test claims it is: two port-randomising symmetric NATs in
 // front of two isolated client networks, between which a direct WebRTC path cannot be made,
 // even with STUN, while the same call through port-preserving NATs does connect. Without this,
 // "the call connected through callbox's relay" would prove little. No callbox involved.
