@@ -24,11 +24,18 @@ export function writeConfig(address) {
 export async function startCallbox(netnsName, address) {
   if (!fs.existsSync(callboxBin)) throw new Error(`callbox binary ${callboxBin} is missing (cargo build)`);
   const config = writeConfig(address);
-  const proc = await startIn(netnsName, callboxBin, ['--config', config], {
-    ready: /callbox is running: open (\S+)/,
-    timeoutMs: 15_000,
-    env: { CALLBOX_LOG: process.env.CALLBOX_LOG || 'info,turn=warn,webrtc_util=warn' },
-  });
+  const removeConfig = () => fs.rmSync(path.dirname(config), { recursive: true, force: true });
+  let proc;
+  try {
+    proc = await startIn(netnsName, callboxBin, ['--config', config], {
+      ready: /callbox is running: open (\S+)/,
+      timeoutMs: 15_000,
+      env: { CALLBOX_LOG: process.env.CALLBOX_LOG || 'info,turn=warn,webrtc_util=warn' },
+    });
+  } catch (err) {
+    removeConfig();
+    throw err;
+  }
   const url = /callbox is running: open (\S+)/.exec(proc.output())[1];
   return {
     url,
@@ -36,7 +43,7 @@ export async function startCallbox(netnsName, address) {
     output: proc.output,
     stop: async () => {
       await proc.stop();
-      fs.rmSync(path.dirname(config), { recursive: true, force: true });
+      removeConfig();
     },
   };
 }
