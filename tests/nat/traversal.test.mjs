@@ -9,16 +9,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { addr, natDir, ns, netns, stopAll } from './lib/topology.mjs';
 import { launchPair, snapshot } from './lib/browser.mjs';
-import { callboxBin, startCallbox } from './lib/callbox.mjs';
-import { loadDriver } from './lib/ui.mjs';
+import { startCallbox } from './lib/callbox.mjs';
+import * as driver from './lib/ui.mjs';
 import { sleep, waitFor } from './lib/wait.mjs';
 
 const artifacts = path.resolve(natDir, '..', '..', 'test-artifacts', 'nat');
-const driver = await loadDriver();
-const skip = driver.missing ?? (fs.existsSync(callboxBin) ? false : `${callboxBin} is not built`);
-if (skip) {
-  console.log(`\n*** SKIPPED: callbox NAT traversal tests: ${skip} ***\n`);
-}
 
 let callbox = null;
 let browsers = [];
@@ -32,7 +27,6 @@ async function closeBrowsers() {
 }
 
 before(async () => {
-  if (skip) return;
   netns('down');
   netns('up');
   callbox = await startCallbox(ns.pub, addr.callbox);
@@ -42,7 +36,7 @@ after(async () => {
   await closeBrowsers();
   await callbox?.stop();
   await stopAll();
-  if (!skip) netns('down');
+  netns('down');
   if (results.length) {
     console.log('\nNAT traversal summary:');
     for (const r of results) console.log(`  ${r}`);
@@ -158,7 +152,7 @@ async function withDiagnostics(fn) {
   }
 }
 
-test('alice and bob behind symmetric NATs call through callbox relay over UDP', { skip, timeout: 90_000 }, () =>
+test('alice and bob behind symmetric NATs call through callbox relay over UDP', { timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     const { a, b, clickedAt } = await call('udp');
     const media = await waitForMedia(a, b, clickedAt);
@@ -170,7 +164,7 @@ test('alice and bob behind symmetric NATs call through callbox relay over UDP', 
     relayed.push('udp');
   }));
 
-test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { skip, timeout: 90_000 }, () =>
+test('with TURN withheld (STUN only) the call cannot connect although srflx candidates were exchanged', { timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     const { a, b } = await call('stun', { policy: 'stun-only' });
     const sides = ['alice', 'bob'];
@@ -212,7 +206,7 @@ test('with TURN withheld (STUN only) the call cannot connect although srflx cand
     console.log(line);
   }));
 
-test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP or TURN/TLS', { skip, timeout: 90_000 }, () =>
+test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP or TURN/TLS', { timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     netns('block-udp-turn');
     try {
@@ -231,7 +225,7 @@ test('with UDP to 3478 blocked at both routers the call connects over TURN/TCP o
     }
   }));
 
-test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all share 443', { skip, timeout: 90_000 }, () =>
+test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all share 443', { timeout: 90_000 }, () =>
   withDiagnostics(async () => {
     netns('only-tcp', '443');
     try {
@@ -253,7 +247,7 @@ test('when only TCP to port 443 gets out, page, signaling and TURN over TLS all 
     }
   }));
 
-test("callbox's own relay carried the calls: its allocation summaries count the media bytes", { skip, timeout: 90_000 }, async (t) => {
+test("callbox's own relay carried the calls: its allocation summaries count the media bytes", { timeout: 90_000 }, async (t) => {
   if (relayed.length === 0) return t.skip('no relayed call connected');
   const box = callbox;
   callbox = null;

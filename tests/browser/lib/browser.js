@@ -11,7 +11,8 @@ import { REPO_ROOT } from './server.js';
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
 
-export const CHROMIUM_ARGS = [
+/** Headless, no background traffic to the closed network, fake camera and microphone. */
+export const HEADLESS_ARGS = [
   '--headless=new',
   '--no-sandbox',
   '--disable-gpu',
@@ -22,6 +23,11 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
+];
+
+/** What these loopback tests add: screen capture without a picker, host candidates on loopback. */
+export const CHROMIUM_ARGS = [
+  ...HEADLESS_ARGS,
   '--auto-select-desktop-capture-source=Entire screen',
   '--allow-loopback-in-peer-connection',
   '--disable-features=WebRtcHideLocalIpsWithMdns',

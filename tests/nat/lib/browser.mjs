@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { instrument } from './instrument.js';
+import { HEADLESS_ARGS } from './ui.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const wrapper = path.join(here, '..', 'chromium-in-netns.sh');
@@ -36,16 +37,7 @@ export async function launchIn(netns, { policy = 'all', name = netns } = {}) {
       timeout: 20_000,
       env: { ...process.env, NAT_NETNS: netns, NAT_PIDFILE: pidFile },
       args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
+        ...HEADLESS_ARGS,
         '--ignore-certificate-errors',
       ],
     });
