@@ -386,3 +386,32 @@ async fn behind_1to1_nat_two_relays_of_this_server_reach_each_other_without_hair
     );
     server.close().await;
 }
+
+#[tokio::test]
+async fn host_addresses_other_than_relay_addresses_are_refused_even_when_allow_listed() {
+    let host_ip = if_addrs::get_if_addrs()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.ip())
+        .find(|ip| !ip.is_loopback())
+        .expect("this test needs one non-loopback interface address");
+    // Open everything, so only the host-address rule can refuse.
+    let mut cfg = config();
+    cfg.allow_peers = vec!["0.0.0.0/0".into(), "::/0".into()];
+    let server = start(cfg).await;
+    let (u, p) = rest_credentials(&server, "alice");
+    let mut c = RawClient::new(server.udp_addrs()[0], &u, &p).await;
+    c.allocate().await.unwrap();
+    for port in [22, 50000] {
+        let peer = SocketAddr::new(host_ip, port);
+        let reply = c.create_permission(&[peer]).await.unwrap();
+        assert_eq!(reply.code, 403, "{peer}");
+    }
+    // The same request for an address that is not ours passes (no data is sent to it).
+    let other = c
+        .create_permission(&["8.8.8.8:50000".parse().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(other.code, 0);
+    server.close().await;
+}

@@ -115,11 +115,14 @@ impl TurnServer {
             .collect();
         let mut own = config.relay_ips.clone();
         own.extend(config.external_ip);
-        let policy = Arc::new(PeerPolicy::new(
-            own,
-            allowed.clone(),
-            config.relay_port_min..=config.relay_port_max,
-        ));
+        let policy = Arc::new(
+            PeerPolicy::new(
+                own,
+                allowed.clone(),
+                config.relay_port_min..=config.relay_port_max,
+            )
+            .with_host_addresses(host_addresses()),
+        );
         for net in &allowed {
             tracing::warn!(
                 "turn.allow_peers: relays may reach {net} despite the built-in deny list \
@@ -329,5 +332,18 @@ impl TurnServer {
         self.stop.cancel();
         self.env.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.env.tasks.wait()).await;
+    }
+}
+
+/// Every address on this host's interfaces, so a relay cannot reach services bound to an address
+/// that is not a relay address (a second public IP, a LAN or VPN interface). Read once at start:
+/// an address added later is still covered by the deny list if it is private.
+fn host_addresses() -> Vec<std::net::IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
+        Err(err) => {
+            tracing::warn!("cannot list this host's addresses to refuse them as TURN peers: {err}");
+            Vec::new()
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! An open relay lets anyone on the internet reach the server's loopback, its LAN and cloud
 //! metadata services. So every peer address is canonicalised first (IPv4 hidden inside IPv6 is
 //! how coturn CVE-2020-26262 and CVE-2026-27624 slipped past its deny list), then: our own relay
-//! addresses are allowed on the relay port range only; the operator's allow-list comes next;
-//! then the built-in deny list of special-purpose ranges.
+//! addresses are allowed on the relay port range only; the host's other addresses (a second
+//! public IP, a LAN address) are refused on every port, even inside an allow-listed LAN; the
+//! operator's allow-list comes next; then the built-in deny list of special-purpose ranges.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -60,6 +61,8 @@ pub struct PeerPolicy {
     denied: Vec<IpNet>,
     allowed: Vec<IpNet>,
     own: Vec<IpAddr>,
+    /// Addresses of this host that are not relay addresses: nothing listens there for peers.
+    host: Vec<IpAddr>,
     relay_ports: RangeInclusive<u16>,
 }
 
@@ -71,8 +74,16 @@ impl PeerPolicy {
             denied,
             allowed,
             own: own.into_iter().map(canonical).collect(),
+            host: Vec::new(),
             relay_ports,
         }
+    }
+
+    /// Refuses these addresses of the host itself (its interfaces) on every port, unless they
+    /// are relay addresses.
+    pub fn with_host_addresses(mut self, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.host = addrs.into_iter().map(canonical).collect();
+        self
     }
 
     pub fn allow_list(&self) -> &[IpNet] {
@@ -94,6 +105,9 @@ impl PeerPolicy {
                 true => Ok(()),
                 false => Err(Refusal::OwnAddress),
             };
+        }
+        if self.host.contains(&canon) {
+            return Err(Refusal::OwnAddress);
         }
         if self.allowed.iter().any(|net| net.contains(&canon)) {
             return Ok(());
@@ -228,6 +242,37 @@ mod tests {
         assert_eq!(p.check(addr("10.1.2.3:5000")), Ok(()));
         assert_eq!(p.check(addr("10.0.0.5:22")), Err(Refusal::OwnAddress));
         assert_eq!(p.check(addr("192.168.1.1:5000")), Err(Refusal::Denied));
+    }
+
+    #[test]
+    fn host_addresses_are_refused_on_every_port_even_when_allow_listed() {
+        let p = PeerPolicy::new(
+            vec!["10.0.0.5".parse().unwrap()],
+            vec!["10.0.0.0/8".parse().unwrap()],
+            49152..=65535,
+        )
+        .with_host_addresses([
+            "10.0.0.5".parse().unwrap(),
+            "10.0.0.6".parse().unwrap(),
+            "8.8.4.4".parse().unwrap(),
+        ]);
+        assert_eq!(
+            p.check(addr("10.0.0.5:50000")),
+            Ok(()),
+            "relay address stays a peer"
+        );
+        assert_eq!(p.check(addr("10.0.0.6:50000")), Err(Refusal::OwnAddress));
+        assert_eq!(p.check(addr("10.0.0.6:22")), Err(Refusal::OwnAddress));
+        assert_eq!(
+            p.check(addr("8.8.4.4:53")),
+            Err(Refusal::OwnAddress),
+            "a second public IP"
+        );
+        assert_eq!(
+            p.check(addr("[::ffff:8.8.4.4]:53")),
+            Err(Refusal::EmbeddedIpv4)
+        );
+        assert_eq!(p.check(addr("10.1.2.3:5000")), Ok(()));
     }
 
     #[test]
