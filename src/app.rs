@@ -135,8 +135,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let divert: Option<web::server::Divert> = match (&turn, turn_on_https) {
         (Some(turn), true) => {
             let turn = Arc::clone(turn);
-            Some(Arc::new(move |stream, peer| {
-                turn.serve_stream(stream, peer)
+            Some(Arc::new(move |stream, peer, local| {
+                turn.serve_stream(stream, peer, local)
             }))
         }
         _ => None,

@@ -293,7 +293,7 @@ impl TurnServer {
     }
 
     /// Serve TURN on an already-accepted byte stream (TURN over TLS on the HTTPS port).
-    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr)
+    pub fn serve_stream<S>(&self, stream: S, peer: SocketAddr, local: SocketAddr)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -301,7 +301,6 @@ impl TurnServer {
             quota::Counters::bump(&self.shared.counters.clients_refused);
             return;
         };
-        let local = SocketAddr::from(([0, 0, 0, 0], self.https_port.unwrap_or(443)));
         let env = self.env.clone();
         self.env
             .tasks

@@ -29,8 +29,9 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub type BoxedIo = Box<dyn Io>;
 
-/// Takes a stream whose first byte says it is STUN/TURN, with that byte still unread.
-pub type Divert = Arc<dyn Fn(BoxedIo, SocketAddr) + Send + Sync>;
+/// Takes a stream whose first byte says it is STUN/TURN, with that byte still unread, with the
+/// client's address and the local address it connected to.
+pub type Divert = Arc<dyn Fn(BoxedIo, SocketAddr, SocketAddr) + Send + Sync>;
 
 /// Accepts until `shutdown`, holding at most `max_connections` at once.
 pub async fn serve(
@@ -90,6 +91,8 @@ struct Connection {
 
 impl Connection {
     async fn run(self, tcp: TcpStream) {
+        // Without its local address the socket is already broken; nothing to serve.
+        let Ok(local) = tcp.local_addr() else { return };
         let Some(acceptor) = self.acceptor.clone() else {
             return self.serve_http(tcp).await;
         };
@@ -110,7 +113,7 @@ impl Connection {
             inner: tls,
         };
         match (&self.divert, first[0]) {
-            (Some(divert), 0x00..=0x3f) => divert(Box::new(stream), self.peer),
+            (Some(divert), 0x00..=0x3f) => divert(Box::new(stream), self.peer, local),
             _ => self.serve_http(stream).await,
         }
     }
