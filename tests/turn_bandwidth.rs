@@ -1,0 +1,70 @@
+//! `turn.bandwidth_per_allocation_kbps`: one allocation cannot push more than its share through
+//! the relay. Asserted as volume (what gets through a burst), not as timing.
+
+mod turn_support;
+
+use std::time::Duration;
+
+use turn_support::*;
+use webrtc_util::Conn;
+
+const DATAGRAMS: usize = 200;
+const SIZE: usize = 1000;
+
+/// Bytes Bob receives from a burst Alice sends through callbox's relay as fast as she can.
+async fn burst_through_relay(kbps: u64) -> usize {
+    let mut cfg = config();
+    cfg.bandwidth_per_allocation_kbps = kbps;
+    let server = start(cfg).await;
+    let addr = server.udp_addrs()[0];
+    let (ua, pa) = rest_credentials(&server, "alice");
+    let (ub, pb) = rest_credentials(&server, "bob");
+    let a = udp_client(addr, &ua, &pa).await;
+    let b = udp_client(addr, &ub, &pb).await;
+    let ra = a.allocate().await.unwrap();
+    let rb = b.allocate().await.unwrap();
+    let (a_relay, b_relay) = (ra.local_addr().unwrap(), rb.local_addr().unwrap());
+    let _ = rb.send_to(b"open", a_relay).await;
+    relay_once(&ra, &rb, b_relay, b"hello")
+        .await
+        .expect("path works");
+
+    let payload = vec![7u8; SIZE];
+    for _ in 0..DATAGRAMS {
+        let _ = ra.send_to(&payload, b_relay).await;
+    }
+    let mut received = 0;
+    let mut buf = vec![0u8; 1500];
+    // Drain until 500 ms of silence, at most 3 s and DATAGRAMS reads.
+    for _ in 0..DATAGRAMS {
+        match tokio::time::timeout(Duration::from_millis(500), rb.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) if n == SIZE => received += n,
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    server.close().await;
+    received
+}
+
+#[tokio::test]
+async fn a_burst_beyond_the_allocation_bandwidth_is_cut_while_unlimited_passes() {
+    let unlimited = tokio::time::timeout(Duration::from_secs(20), burst_through_relay(0))
+        .await
+        .expect("in time");
+    // 64 kbit/s is 8000 B/s with a 16 KiB bucket: a 200 kB burst over a few seconds stays far
+    // below 64 kB.
+    let limited = tokio::time::timeout(Duration::from_secs(20), burst_through_relay(64))
+        .await
+        .expect("in time");
+    println!(
+        "unlimited: {unlimited} B, limited to 64 kbit/s: {limited} B of {} B",
+        DATAGRAMS * SIZE
+    );
+    assert!(
+        unlimited >= DATAGRAMS * SIZE / 2,
+        "control: unlimited relay passed only {unlimited} B"
+    );
+    assert!(limited > 0, "the limited relay passed nothing");
+    assert!(limited <= 64_000, "limit not applied: {limited} B passed");
+}
