@@ -239,3 +239,21 @@ async fn try_connect_refused(addr: std::net::SocketAddr) -> bool {
         Ok(Err(_))
     )
 }
+
+#[tokio::test]
+async fn a_message_just_under_the_frame_limit_is_relayed_intact() {
+    let running = start("").await;
+    let addr = running.http_addr;
+    let mut ann = connect(addr, "/ws").await;
+    ann.login("ann").await;
+    let mut bob = connect(addr, "/ws").await;
+    bob.login("bob").await;
+    // 60 KiB of body is far past the 8 KiB initial read buffer, inside the 64 KiB limit.
+    let sdp = "v".repeat(60 * 1024);
+    ann.send(json!({"type":"video-offer","target":"bob","sdp":sdp}))
+        .await;
+    let offer = bob.recv_type("video-offer").await;
+    assert_eq!(offer["sdp"].as_str().map(str::len), Some(sdp.len()));
+    assert_eq!(offer["name"], "ann");
+    running.shutdown().await;
+}

@@ -52,6 +52,9 @@ pub struct WsQuery {
 }
 
 /// `GET /ws[?room=R]`.
+/// Initial read buffer per connection: one typical SDP offer fits.
+const READ_BUFFER: usize = 8 * 1024;
+
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -72,9 +75,14 @@ pub async fn upgrade(
     };
     let max = shared.config.max_frame_bytes;
     let token = shared.tasks.token();
+    // tungstenite's default buffers (128 KiB each) would make every idle signaling connection
+    // cost ~140 KiB; these messages are small, and the read buffer still grows to `max` for a
+    // large one (benches/signaling_load.rs prints the cost per connection).
     ws.protocols(["json"])
         .max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_failed_upgrade(move |err| tracing::debug!(%peer, "WebSocket upgrade failed: {err}"))
         .on_upgrade(move |socket| async move {
             run(socket, shared, room, peer).await;
