@@ -120,6 +120,18 @@ impl Room {
         }
     }
 
+    /// Notes a call only if neither side is in a call with someone else.
+    fn relearn_call(&mut self, a: &str, b: &str) {
+        let free_for = |me: &str, other: &str| {
+            self.users
+                .get(me)
+                .is_some_and(|u| u.peer.as_deref().is_none_or(|p| p == other))
+        };
+        if free_for(a, b) && free_for(b, a) {
+            self.note_call(a, b);
+        }
+    }
+
     fn end_call(&mut self, a: &str, b: &str) {
         self.clear_peer_if(a, b);
         self.clear_peer_if(b, a);
@@ -304,6 +316,9 @@ impl Hub {
                     "video-offer" | "video-answer" | "call-accept" => {
                         room.note_call(&sender_key, &target_key)
                     }
+                    // The web client sends it after logging back in mid-call, so a restarted
+                    // server relearns the call; a stray one must not break up another call.
+                    "call-media" => room.relearn_call(&sender_key, &target_key),
                     "hang-up" | "call-decline" | "call-cancel" => {
                         room.end_call(&sender_key, &target_key)
                     }

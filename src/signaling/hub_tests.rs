@@ -394,6 +394,44 @@ fn disconnect_mid_call_tells_a_tutorial_peer_leave() {
 }
 
 #[test]
+fn call_media_after_a_server_restart_relearns_the_call_for_disconnects() {
+    // A fresh hub, as after a restart: both sides log back in mid-call and announce their media.
+    let mut f = Fixture::new();
+    let ann = f.login_mdn("lobby", "ann");
+    let bob = f.login_mdn("lobby", "bob");
+    f.send(
+        ann,
+        json!({"type":"call-media","target":"bob","audio":true,"video":true,"screen":false}),
+    );
+    assert_eq!(f.hub.peer_of("lobby", "bob").as_deref(), Some("ann"));
+    let out = f.hub.disconnect(ann);
+    assert_eq!(
+        frames_to(&out, bob)[0],
+        json!({"type":"hang-up","name":"ann","target":"bob"})
+    );
+}
+
+#[test]
+fn a_stray_call_media_does_not_break_up_another_call() {
+    let mut f = Fixture::new();
+    let ann = f.login_mdn("lobby", "ann");
+    let bob = f.login_mdn("lobby", "bob");
+    let _cat = f.login_mdn("lobby", "cat");
+    f.send(ann, json!({"type":"video-offer","target":"cat","sdp":{}}));
+    f.send(
+        bob,
+        json!({"type":"call-media","target":"ann","audio":false,"video":true,"screen":false}),
+    );
+    assert_eq!(f.hub.peer_of("lobby", "ann").as_deref(), Some("cat"));
+    assert_eq!(f.hub.peer_of("lobby", "bob"), None);
+    let out = f.hub.disconnect(bob);
+    assert_eq!(
+        frames_to(&out, ann),
+        vec![json!({"type":"userlist","users":["ann","cat"]})]
+    );
+}
+
+#[test]
 fn disconnect_after_hang_up_tells_only_the_user_list() {
     let mut f = Fixture::new();
     let (ann, _) = f.login("lobby", "ann");
