@@ -40,6 +40,14 @@ fn guard(shared: &Arc<Shared>, port: u16) -> Guard {
     )
 }
 
+/// A guard whose transport already got a nonce from the crate, with Alice's credentials.
+fn challenged(s: &Arc<Shared>, port: u16, nonce: &str) -> (Guard, String, String) {
+    let mut g = guard(s, port);
+    nonce_from_crate(&mut g, nonce);
+    let (user, pass) = creds_for(s, "alice");
+    (g, user, pass)
+}
+
 fn build(attrs: Vec<Box<dyn Setter>>) -> Vec<u8> {
     let mut m = Message::new();
     m.build(&attrs).unwrap();
@@ -134,9 +142,7 @@ fn a_flood_of_unauthenticated_requests_lets_only_the_burst_through() {
 #[test]
 fn valid_rest_credentials_pass_and_reserve_a_quota_slot() {
     let s = shared(10, 100);
-    let mut g = guard(&s, 5000);
-    nonce_from_crate(&mut g, "n1");
-    let (user, pass) = creds_for(&s, "alice");
+    let (mut g, user, pass) = challenged(&s, 5000, "n1");
     let (raw, txn) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n1", allocate_attrs());
     assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
     assert_eq!(g.auth.lock().unwrap().as_ref().unwrap().0, user);
@@ -150,9 +156,7 @@ fn valid_rest_credentials_pass_and_reserve_a_quota_slot() {
 #[test]
 fn wrong_password_expired_wrong_realm_and_unknown_user_get_401() {
     let s = shared(10, 100);
-    let mut g = guard(&s, 5000);
-    nonce_from_crate(&mut g, "n1");
-    let (user, pass) = creds_for(&s, "alice");
+    let (mut g, user, pass) = challenged(&s, 5000, "n1");
     let (expired, expired_pass) = s.creds.mint("alice", 10);
     let cases = [
         (user.clone(), "wrong".to_string(), REALM),
@@ -237,9 +241,7 @@ fn quotas_refuse_with_486_per_user_and_508_in_total() {
 #[test]
 fn a_failed_allocate_gives_its_slot_back() {
     let s = shared(1, 10);
-    let mut g = guard(&s, 1);
-    nonce_from_crate(&mut g, "n");
-    let (user, pass) = creds_for(&s, "alice");
+    let (mut g, user, pass) = challenged(&s, 1, "n");
     let (raw, txn) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
     assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
     let err = build(vec![
@@ -258,9 +260,7 @@ fn a_failed_allocate_gives_its_slot_back() {
 #[test]
 fn create_permission_is_refused_if_any_peer_is_denied() {
     let s = shared(10, 100);
-    let mut g = guard(&s, 1);
-    nonce_from_crate(&mut g, "n");
-    let (user, pass) = creds_for(&s, "alice");
+    let (mut g, user, pass) = challenged(&s, 1, "n");
     let peer = |ip: &str, port| -> Box<dyn Setter> {
         Box::new(PeerAddress {
             ip: ip.parse().unwrap(),
@@ -330,9 +330,7 @@ fn send_indications_to_refused_peers_are_dropped() {
 #[test]
 fn ipv6_allocation_without_an_ipv6_relay_gets_440() {
     let s = shared(10, 100);
-    let mut g = guard(&s, 1);
-    nonce_from_crate(&mut g, "n");
-    let (user, pass) = creds_for(&s, "alice");
+    let (mut g, user, pass) = challenged(&s, 1, "n");
     let mut attrs = allocate_attrs();
     attrs.push(Box::new(turn::proto::reqfamily::REQUESTED_FAMILY_IPV6));
     let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", attrs);
@@ -342,9 +340,7 @@ fn ipv6_allocation_without_an_ipv6_relay_gets_440() {
 #[test]
 fn a_request_passed_as_unauthenticated_cannot_reuse_an_earlier_key() {
     let s = shared(10, 100);
-    let mut g = guard(&s, 1);
-    nonce_from_crate(&mut g, "n");
-    let (user, pass) = creds_for(&s, "alice");
+    let (mut g, user, pass) = challenged(&s, 1, "n");
     let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
     assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
     assert!(g.auth.lock().unwrap().is_some());
