@@ -2,7 +2,7 @@
 // stopped in its `after` hook (by PID / through the browser handle), also when a test failed.
 
 import { startCallbox } from './server.js';
-import { launchBrowser, openPage, consoleTail } from './browser.js';
+import { launchBrowser, openPage, consoleTail, login } from './browser.js';
 
 export async function startEnv({ server: serverOptions = {}, browser: browserOptions = {} } = {}) {
   const server = await startCallbox(serverOptions);
@@ -22,6 +22,13 @@ export async function startEnv({ server: serverOptions = {}, browser: browserOpt
       const page = await openPage(browser, new URL(rel, server.url).href);
       env.pages.push(page);
       return page;
+    },
+    /** One lobby page per name, each logged in through the form; resolves to the pages. */
+    async loggedIn(...names) {
+      const pages = [];
+      for (const name of names) pages.push(await env.open('/'));
+      for (const [i, name] of names.entries()) await login(pages[i], name);
+      return pages;
     },
     /** Page consoles and the server's log tail, for a failure message. */
     diagnostics() {

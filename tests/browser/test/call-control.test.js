@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEnv, withDiagnostics } from '../lib/env.js';
 import {
-  login, call, accept, decline, waitForRinging, waitForPhase, establishCall, hangUp, waitFor,
+  call, accept, decline, waitForRinging, waitForPhase, establishCall, hangUp, waitFor,
   waitForConnected, waitForFrames, waitForUser, sleep,
 } from '../lib/browser.js';
 
@@ -16,12 +16,7 @@ let carol;
 
 before(async () => {
   env = await startEnv();
-  alice = await env.open('/');
-  bob = await env.open('/');
-  carol = await env.open('/');
-  await login(alice, 'alice');
-  await login(bob, 'bob');
-  await login(carol, 'carol');
+  [alice, bob, carol] = await env.loggedIn('alice', 'bob', 'carol');
 });
 after(async () => env?.close());
 

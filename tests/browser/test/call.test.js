@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEnv, withDiagnostics } from '../lib/env.js';
 import {
-  login, waitForUser, establishCall, hangUp, waitForPhase, screenshot, snapshot, waitFor, call, accept,
+  waitForUser, establishCall, hangUp, waitForPhase, screenshot, snapshot, waitFor, call, accept,
 } from '../lib/browser.js';
 
 let env;
@@ -14,10 +14,7 @@ let bob;
 
 before(async () => {
   env = await startEnv();
-  alice = await env.open('/');
-  bob = await env.open('/');
-  await login(alice, 'alice');
-  await login(bob, 'bob');
+  [alice, bob] = await env.loggedIn('alice', 'bob');
 });
 after(async () => env?.close());
 

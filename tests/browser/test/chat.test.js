@@ -12,10 +12,7 @@ let bob;
 
 before(async () => {
   env = await startEnv();
-  alice = await env.open('/');
-  bob = await env.open('/');
-  await login(alice, 'alice');
-  await login(bob, 'bob');
+  [alice, bob] = await env.loggedIn('alice', 'bob');
   await waitForUser(alice, 'bob');
 });
 after(async () => env?.close());

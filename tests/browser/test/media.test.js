@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEnv, withDiagnostics } from '../lib/env.js';
-import { login, establishCall, snapshot, waitFor, sleep, waitForFrames, screenshot } from '../lib/browser.js';
+import { establishCall, snapshot, waitFor, sleep, waitForFrames, screenshot } from '../lib/browser.js';
 
 let env;
 let alice;
@@ -13,10 +13,7 @@ let bob;
 
 before(async () => {
   env = await startEnv();
-  alice = await env.open('/');
-  bob = await env.open('/');
-  await login(alice, 'alice');
-  await login(bob, 'bob');
+  [alice, bob] = await env.loggedIn('alice', 'bob');
   await establishCall(alice, bob, 'bob', 'alice');
 });
 after(async () => env?.close());
