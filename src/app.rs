@@ -162,16 +162,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run_until_signal(config: Config) -> Result<(), StartError> {
+    // Handlers first: a SIGTERM that arrives between the banner and their installation would
+    // otherwise kill the process with the default action instead of a graceful stop.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(StartError::Signal)?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(StartError::Signal)?;
     let running = start(config).await?;
     tracing::info!("callbox is running: open {}", running.url);
     println!("callbox is running: open {}", running.url);
     let token = running.shutdown_token();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(StartError::Signal)?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
             _ = token.cancelled() => {}
         }
         token.cancel();
