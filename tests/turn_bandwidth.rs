@@ -16,13 +16,7 @@ async fn burst_through_relay(kbps: u64) -> usize {
     let mut cfg = config();
     cfg.bandwidth_per_allocation_kbps = kbps;
     let server = start(cfg).await;
-    let addr = server.udp_addrs()[0];
-    let (ua, pa) = rest_credentials(&server, "alice");
-    let (ub, pb) = rest_credentials(&server, "bob");
-    let a = udp_client(addr, &ua, &pa).await;
-    let b = udp_client(addr, &ub, &pb).await;
-    let ra = a.allocate().await.unwrap();
-    let rb = b.allocate().await.unwrap();
+    let (_clients, (ra, rb)) = alice_and_bob_allocated(&server).await;
     let (a_relay, b_relay) = (ra.local_addr().unwrap(), rb.local_addr().unwrap());
     let _ = rb.send_to(b"open", a_relay).await;
     relay_once(&ra, &rb, b_relay, b"hello")

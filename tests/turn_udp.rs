@@ -13,13 +13,7 @@ use webrtc_util::Conn;
 #[tokio::test]
 async fn two_clients_relay_both_ways_with_rest_credentials() {
     let server = start(config()).await;
-    let addr = server.udp_addrs()[0];
-    let (ua, pa) = rest_credentials(&server, "alice");
-    let (ub, pb) = rest_credentials(&server, "bob");
-    let a = udp_client(addr, &ua, &pa).await;
-    let b = udp_client(addr, &ub, &pb).await;
-    let ra = a.allocate().await.unwrap();
-    let rb = b.allocate().await.unwrap();
+    let ((a, b), (ra, rb)) = alice_and_bob_allocated(&server).await;
     let (a_relay, b_relay) = (ra.local_addr().unwrap(), rb.local_addr().unwrap());
     assert_eq!(a_relay.ip().to_string(), "127.0.0.1");
     assert!(a_relay.port() >= 49152);

@@ -104,6 +104,21 @@ pub async fn udp_client(server: SocketAddr, user: &str, pass: &str) -> Client {
     client(Arc::new(socket), server, user, pass).await
 }
 
+/// Alice and Bob with REST credentials, each holding an allocation on `server`'s UDP listener:
+/// (clients, relay conns). The clients must outlive the relays.
+pub async fn alice_and_bob_allocated(
+    server: &TurnServer,
+) -> ((Client, Client), (impl Conn, impl Conn)) {
+    let addr = server.udp_addrs()[0];
+    let (ua, pa) = rest_credentials(server, "alice");
+    let (ub, pb) = rest_credentials(server, "bob");
+    let a = udp_client(addr, &ua, &pa).await;
+    let b = udp_client(addr, &ub, &pb).await;
+    let ra = a.allocate().await.unwrap();
+    let rb = b.allocate().await.unwrap();
+    ((a, b), (ra, rb))
+}
+
 /// Polls `f` every 20 ms, at most `STEP`, until it is true.
 pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
     for _ in 0..(STEP.as_millis() / 20) {
