@@ -31,7 +31,7 @@ use super::wire;
 /// State shared by every client transport of one server.
 pub struct Shared {
     pub creds: Credentials,
-    pub policy: PeerPolicy,
+    pub policy: Arc<PeerPolicy>,
     pub quotas: Mutex<Quotas>,
     pub limiter: Mutex<Limiter>,
     pub counters: Counters,

@@ -21,7 +21,11 @@ const SECRET: &str = "a-test-secret-0123456789";
 fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
     Arc::new(Shared {
         creds: Credentials::new(REALM.into(), &[SECRET.into()], &[]),
-        policy: PeerPolicy::new(vec!["127.0.0.1".parse().unwrap()], vec![], 49152..=65535),
+        policy: Arc::new(PeerPolicy::new(
+            vec!["127.0.0.1".parse().unwrap()],
+            vec![],
+            49152..=65535,
+        )),
         quotas: Mutex::new(Quotas::new(max_per_user, max_total)),
         limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
         counters: Counters::default(),

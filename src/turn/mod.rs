@@ -131,7 +131,7 @@ impl TurnServer {
         }
         let shared = Arc::new(Shared {
             creds,
-            policy: (*policy).clone(),
+            policy,
             quotas: Mutex::new(Quotas::new(
                 config.max_allocations_per_user,
                 config.max_allocations,
@@ -144,7 +144,6 @@ impl TurnServer {
         let stop = ctx.shutdown.child_token();
         let env = SessionEnv {
             shared: Arc::clone(&shared),
-            policy,
             relay: Arc::new(RelaySettings {
                 ips: config.relay_ips.clone(),
                 external_ip: config.external_ip,
@@ -174,9 +173,9 @@ impl TurnServer {
             udp_sockets.push(socket);
         }
         let mut tcp_listeners = Vec::new();
-        for (what, list) in [
-            ("turn.listen_tcp", &config.listen_tcp),
-            ("turn.listen_tls", &config.listen_tls),
+        for (what, list, tls) in [
+            ("turn.listen_tcp", &config.listen_tcp, None),
+            ("turn.listen_tls", &config.listen_tls, tls_acceptor),
         ] {
             for addr in list {
                 let listener = TcpListener::bind(addr)
@@ -186,7 +185,7 @@ impl TurnServer {
                         addr: *addr,
                         source,
                     })?;
-                tcp_listeners.push((what, listener));
+                tcp_listeners.push((listener, tls.clone()));
             }
         }
 
@@ -209,18 +208,12 @@ impl TurnServer {
             env.tasks
                 .spawn(udp::serve(socket, env.clone(), Arc::clone(&clients)));
         }
-        for (what, listener) in tcp_listeners {
+        for (listener, tls) in tcp_listeners {
             let addr = bound(listener.local_addr(), SocketAddr::from(([0, 0, 0, 0], 0)));
-            let tls = match what {
-                "turn.listen_tls" => {
-                    server.tls.push(addr);
-                    tls_acceptor.clone()
-                }
-                _ => {
-                    server.tcp.push(addr);
-                    None
-                }
-            };
+            match tls {
+                Some(_) => server.tls.push(addr),
+                None => server.tcp.push(addr),
+            }
             env.tasks
                 .spawn(tcp::serve(listener, tls, env.clone(), Arc::clone(&clients)));
         }

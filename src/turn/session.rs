@@ -20,7 +20,6 @@ use turn::server::Server;
 use webrtc_util::Conn;
 
 use super::guard::{AuthCell, Guard, Shared, Verdict};
-use super::peer_policy::PeerPolicy;
 use super::relay::{Generator, RelaySettings};
 
 /// Largest message the crate reads (its read buffer); longer ones are dropped.
@@ -41,7 +40,6 @@ pub trait Transport: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct SessionEnv {
     pub shared: Arc<Shared>,
-    pub policy: Arc<PeerPolicy>,
     pub relay: Arc<RelaySettings>,
     pub shutdown: CancellationToken,
     pub tasks: tokio_util::task::TaskTracker,
@@ -90,7 +88,7 @@ pub async fn start(
             conn: Arc::new(conn),
             relay_addr_generator: Box::new(Generator {
                 settings: Arc::clone(&env.relay),
-                policy: Arc::clone(&env.policy),
+                policy: Arc::clone(&env.shared.policy),
                 auth: Arc::clone(&auth),
             }),
         }],
