@@ -26,22 +26,25 @@ async fn tutorial_dialect_end_to_end() {
         .await;
     assert_eq!(
         bob.recv().await,
-        json!({"type":"offer","offer":{"type":"offer","sdp":"v=0"},"name":"ann"})
+        json!({"type":"offer","offer":{"type":"offer","sdp":"v=0"},"name":"ann","from":"ann"})
     );
     bob.send(json!({"type":"answer","name":"ann","answer":{"type":"answer","sdp":"v=0"}}))
         .await;
     assert_eq!(
         ann.recv().await,
-        json!({"type":"answer","answer":{"type":"answer","sdp":"v=0"},"name":"bob"})
+        json!({"type":"answer","answer":{"type":"answer","sdp":"v=0"},"name":"bob","from":"bob"})
     );
     ann.send(json!({"type":"candidate","name":"bob","candidate":{"candidate":"c1"}}))
         .await;
     assert_eq!(
         bob.recv().await,
-        json!({"type":"candidate","candidate":{"candidate":"c1"},"name":"ann"})
+        json!({"type":"candidate","candidate":{"candidate":"c1"},"name":"ann","from":"ann"})
     );
     ann.send(json!({"type":"leave","name":"bob"})).await;
-    assert_eq!(bob.recv().await, json!({"type":"leave","name":"ann"}));
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"leave","name":"ann","from":"ann"})
+    );
     running.shutdown().await;
 }
 
@@ -81,20 +84,20 @@ async fn mdn_dialect_end_to_end() {
             .await;
         assert_eq!(
             bob.recv().await,
-            json!({"type":kind,"name":"ann","target":"Ann2","sdp":{"sdp":kind}})
+            json!({"type":kind,"name":"ann","from":"ann","target":"Ann2","sdp":{"sdp":kind}})
         );
     }
     bob.send(json!({"type":"new-ice-candidate","target":"ann","candidate":{"candidate":"c"}}))
         .await;
     assert_eq!(
         ann.recv().await,
-        json!({"type":"new-ice-candidate","target":"ann","candidate":{"candidate":"c"},"name":"Ann2"})
+        json!({"type":"new-ice-candidate","target":"ann","candidate":{"candidate":"c"},"name":"Ann2","from":"Ann2"})
     );
     bob.send(json!({"type":"hang-up","name":"Ann2","target":"ann"}))
         .await;
     assert_eq!(
         ann.recv().await,
-        json!({"type":"hang-up","name":"Ann2","target":"ann"})
+        json!({"type":"hang-up","name":"Ann2","from":"Ann2","target":"ann"})
     );
     running.shutdown().await;
 }
@@ -114,6 +117,7 @@ async fn call_control_messages_ride_the_targeted_relay() {
         ann.send(frame.clone()).await;
         let mut expected = frame;
         expected["name"] = json!("ann");
+        expected["from"] = json!("ann");
         assert_eq!(bob.recv().await, expected);
     }
     running.shutdown().await;
@@ -145,7 +149,10 @@ async fn disconnect_mid_call_tells_a_tutorial_peer_leave() {
         .await;
     bob.recv_type("offer").await;
     drop(ann);
-    assert_eq!(bob.recv().await, json!({"type":"leave","name":"ann"}));
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"leave","name":"ann","from":"ann"})
+    );
     bob.wait_user_list(&["bob"]).await;
     running.shutdown().await;
 }
@@ -170,8 +177,45 @@ async fn disconnect_mid_call_tells_an_mdn_peer_hang_up() {
     ann.ws.close(None).await.unwrap();
     assert_eq!(
         bob.recv().await,
-        json!({"type":"hang-up","name":"ann","target":"bob"})
+        json!({"type":"hang-up","name":"ann","from":"ann","target":"bob"})
     );
     bob.wait_user_list(&["bob"]).await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn mdn_hang_up_without_target_ends_the_call_on_the_other_side() {
+    // MDN's hangUpCall() sets targetUsername = null before sending, so the frame names nobody.
+    let running = start("").await;
+    let addr = running.http_addr;
+    let mut ann = connect(addr, "/ws").await;
+    ann.login_with(json!({"type":"username","name":"ann","id":1}))
+        .await;
+    let mut bob = connect(addr, "/ws").await;
+    bob.login_with(json!({"type":"username","name":"bob","id":2}))
+        .await;
+    ann.wait_user_list(&["ann", "bob"]).await;
+    ann.send(json!({"type":"video-offer","name":"ann","target":"bob","sdp":{}}))
+        .await;
+    bob.recv_type("video-offer").await;
+    bob.send(json!({"type":"video-answer","name":"bob","target":"ann","sdp":{}}))
+        .await;
+    ann.recv_type("video-answer").await;
+
+    ann.send(json!({"type":"hang-up","name":"ann","target":null}))
+        .await;
+    assert_eq!(
+        bob.recv().await,
+        json!({"type":"hang-up","name":"ann","from":"ann","target":"bob"})
+    );
+    // The call is over: another target-less hang-up is ignored quietly (no error to ann, and
+    // nothing to bob), and ann disconnecting later tells bob only the user list.
+    ann.send(json!({"type":"hang-up","name":"ann","target":null}))
+        .await;
+    ann.send(json!({"type":"message","text":"marker"})).await;
+    assert_eq!(ann.recv().await["text"], "marker");
+    assert_eq!(bob.recv().await["text"], "marker");
+    drop(ann);
+    assert_eq!(bob.recv().await, json!({"type":"userlist","users":["bob"]}));
     running.shutdown().await;
 }

@@ -138,8 +138,9 @@ async fn token_reclaims_a_name_and_the_stale_connection_gets_4001() {
     bob.send(json!({"type":"message","text":"still there?"}))
         .await;
     assert_eq!(new.recv_type("message").await["text"], "still there?");
-    bob.send(json!({"type":"ping-me","target":"ann"})).await;
-    assert_eq!(new.recv_type("ping-me").await["name"], "bob");
+    bob.send(json!({"type":"call-request","target":"ann"}))
+        .await;
+    assert_eq!(new.recv_type("call-request").await["from"], "bob");
     running.shutdown().await;
 }
 
@@ -213,5 +214,70 @@ async fn access_codes_global_and_per_room() {
     family
         .login_with(json!({"type":"username","name":"bob","access_code":"fam"}))
         .await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn types_outside_the_allow_list_get_unknown_type_and_reach_nobody() {
+    let running = start("").await;
+    let (mut ann, mut bob) = ann_and_bob(running.http_addr).await;
+    // What a page would take for its own state, a server event or an internal event name.
+    let frames = [
+        json!({"type":"state","target":"bob","state":"replaced"}),
+        json!({"type":"replaced","target":"bob"}),
+        json!({"type":"message-any","target":"bob","text":"x"}),
+        json!({"type":"session","target":"bob","from":"server"}),
+        json!({"type":"ping-me","target":"bob"}),
+    ];
+    for frame in frames {
+        let error = error_for(&mut ann, &frame.to_string()).await;
+        assert_eq!(error["code"], "unknown-type", "{frame}");
+        let kind = frame["type"].as_str().unwrap_or_default();
+        assert_eq!(error["message"], format!("Command not found: {kind}"));
+    }
+    let spoofed = json!({"type":"userlist","target":"bob","users":[],"from":"server"});
+    assert_eq!(
+        error_for(&mut ann, &spoofed.to_string()).await["code"],
+        "forbidden-type"
+    );
+    // A login-shaped frame is ann's own (second) login, never a reply to bob.
+    ann.send(json!({"type":"login","success":false,"target":"bob","name":"bob"}))
+        .await;
+    assert_eq!(ann.recv_type("login").await["reason"], "already-logged-in");
+    // An allowed type keeps the server's `from`, whatever the sender wrote.
+    ann.send(json!({"type":"call-request","target":"bob","from":"server","name":"bob"}))
+        .await;
+    let ring = bob.recv().await;
+    assert_eq!(
+        (ring["type"].clone(), ring["from"].clone()),
+        (json!("call-request"), json!("ann"))
+    );
+    // Nothing else reached bob: the next thing he sees is this chat.
+    ann.send(json!({"type":"message","text":"after"})).await;
+    let chat = bob.recv().await;
+    assert_eq!(
+        (chat["text"].clone(), chat["from"].clone()),
+        (json!("after"), json!("ann"))
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn lookalike_names_are_refused_and_nfc_spellings_are_one_name() {
+    let running = start("").await;
+    let addr = running.http_addr;
+    let mut rene = connect(addr, "/ws").await;
+    let reply = rene.login("Rene\u{301}").await;
+    assert_eq!(reply["name"], "Ren\u{e9}", "stored composed");
+    let mut other = connect(addr, "/ws").await;
+    for (name, reason) in [
+        ("ren\u{e9}", "name-taken"),
+        ("Ren\u{e9}\u{200b}", "invalid-name"),
+        ("\u{202e}en\u{e9}R", "invalid-name"),
+        ("Ren\u{e9}\u{feff}", "invalid-name"),
+    ] {
+        let got = failed_login(&mut other, json!({"type":"login","name":name})).await;
+        assert_eq!(got, reason, "{name:?}");
+    }
     running.shutdown().await;
 }

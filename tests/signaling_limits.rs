@@ -150,7 +150,9 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_working() {
             if stop_flag.load(Ordering::Relaxed) {
                 break;
             }
-            let frame = json!({"type":"blob","target":"slow","data":blob}).to_string();
+            let frame =
+                json!({"type":"new-ice-candidate","target":"slow","candidate":{"data":blob}})
+                    .to_string();
             if tx.send(Message::Text(frame.into())).await.is_err() {
                 break;
             }

@@ -7,6 +7,9 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 
+/// Names are shown in lists and titles; beyond this they are not names.
+const NAME_MAX_CHARS_CAP: usize = 256;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignalingConfig {
@@ -26,6 +29,8 @@ pub struct SignalingConfig {
     /// Close a connection that has not answered a ping for this long.
     pub pong_timeout_secs: u64,
     pub chat_max_chars: usize,
+    /// Longest user name in characters (NFC, after trimming).
+    pub name_max_chars: usize,
 }
 
 impl Default for SignalingConfig {
@@ -41,6 +46,7 @@ impl Default for SignalingConfig {
             ping_interval_secs: 20,
             pong_timeout_secs: 60,
             chat_max_chars: 2000,
+            name_max_chars: super::names::NAME_MAX_CHARS,
         }
     }
 }
@@ -57,6 +63,12 @@ impl SignalingConfig {
             return Err(ConfigError::invalid(
                 "signaling",
                 "outbound_queue and messages_per_second must be at least 1",
+            ));
+        }
+        if !(1..=NAME_MAX_CHARS_CAP).contains(&self.name_max_chars) || self.chat_max_chars == 0 {
+            return Err(ConfigError::invalid(
+                "signaling",
+                "name_max_chars must be 1 to 256 and chat_max_chars at least 1",
             ));
         }
         Ok(())

@@ -18,9 +18,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::attempts::AccessGuard;
 use super::hub::{ConnId, Outbound};
 use super::limits::{PerIpLimit, RateLimit, Verdict};
-use super::protocol::{self, ErrorCode, Inbound, ServerMsg};
+use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
 use super::switchboard::{Mailbox, Switchboard};
 use super::{names, IceServerSource, SignalingConfig};
 
@@ -37,6 +38,8 @@ const MIN_REFRESH: Duration = Duration::from_secs(1);
 /// What every connection task shares.
 pub struct Shared {
     pub config: SignalingConfig,
+    /// Wrong access codes per client address.
+    pub access: AccessGuard,
     /// Lower-case `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
     pub ice: Arc<dyn IceServerSource>,
@@ -154,7 +157,7 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         ms: AtomicU64::new(0),
     };
     let end = tokio::select! {
-        end = read_loop(&mut stream, &tx, conn, &shared, &heard) => end,
+        end = read_loop(&mut stream, &tx, (conn, &room, peer), &shared, &heard) => end,
         end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
     };
     shared.switchboard.logout(conn).await;
@@ -213,7 +216,7 @@ fn frame_for(
 async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
     own_mailbox: &mpsc::Sender<Outbound>,
-    conn: ConnId,
+    (conn, room, peer): (ConnId, &str, SocketAddr),
     shared: &Shared,
     heard: &LastHeard,
 ) -> End {
@@ -265,7 +268,7 @@ async fn read_loop(
             continue;
         };
         match protocol::parse(text.as_str()) {
-            Ok(Inbound::Login(req)) => board.login(conn, req).await,
+            Ok(Inbound::Login(req)) => login(shared, conn, room, peer, req).await,
             Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
             Err(err) => {
                 board
@@ -274,6 +277,20 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// A login, unless this client address has sent too many wrong access codes lately.
+async fn login(shared: &Shared, conn: ConnId, room: &str, peer: SocketAddr, req: LoginRequest) {
+    let now = std::time::Instant::now();
+    let board = &shared.switchboard;
+    if let Some(reason) = shared.access.before_login(room, peer.ip(), now) {
+        let limits = shared.access.limits();
+        let msg = ServerMsg::LoginFailed { reason, limits };
+        board.deliver(conn, Outbound::Msg(msg)).await;
+        return;
+    }
+    let result = board.login(conn, req).await;
+    shared.access.after_login(room, peer.ip(), result, now);
 }
 
 fn read_error(conn: ConnId, err: axum::Error) -> End {

@@ -2,15 +2,15 @@
 //! takes a connection id and a parsed message and returns the deliveries to make, so all routing
 //! rules are unit-tested without a socket (the socket edge only moves frames).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use base64::Engine;
 
 use super::names;
 use super::protocol::{
-    Dialect, ErrorCode, LoginFailure, LoginRequest, Routed, ServerMsg, TutorialKind,
+    Dialect, ErrorCode, Limits, LoginFailure, LoginRequest, Routed, ServerMsg, TutorialKind,
 };
+use super::room::{send, Room, User};
 use crate::config::RoomConfig;
 use crate::signaling::SignalingConfig;
 
@@ -39,12 +39,19 @@ pub enum Outbound {
 }
 
 /// The parts of the configuration the routing rules need.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HubConfig {
     pub chat_max_chars: usize,
+    pub name_max_chars: usize,
     pub global_code: Option<String>,
     /// Room key -> that room's own code.
     pub room_codes: HashMap<String, String>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig::new(&SignalingConfig::default(), &[])
+    }
 }
 
 impl HubConfig {
@@ -52,6 +59,7 @@ impl HubConfig {
         let non_empty = |code: &Option<String>| code.clone().filter(|c| !c.is_empty());
         HubConfig {
             chat_max_chars: config.chat_max_chars,
+            name_max_chars: config.name_max_chars,
             global_code: non_empty(&config.access_code),
             room_codes: rooms
                 .iter()
@@ -62,12 +70,19 @@ impl HubConfig {
         }
     }
 
-    /// A room's own code wins over the global one.
-    fn required_code(&self, room: &str) -> Option<&str> {
+    /// The code a login to `room` must carry. A room's own code wins over the global one.
+    pub fn required_code(&self, room: &str) -> Option<&str> {
         self.room_codes
-            .get(room)
+            .get(&names::key(room))
             .or(self.global_code.as_ref())
             .map(String::as_str)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            name_max_chars: self.name_max_chars,
+            chat_max_chars: self.chat_max_chars,
+        }
     }
 }
 
@@ -75,82 +90,6 @@ struct Conn {
     room: String,
     /// Name key once logged in.
     user: Option<String>,
-}
-
-struct User {
-    name: String,
-    conn: ConnId,
-    dialect: Dialect,
-    token: String,
-    /// Name key of the user this one is in a call with.
-    peer: Option<String>,
-}
-
-#[derive(Default)]
-struct Room {
-    users: BTreeMap<String, User>,
-}
-
-impl Room {
-    fn user_list(&self) -> Arc<[String]> {
-        self.users.values().map(|u| u.name.clone()).collect()
-    }
-
-    fn broadcast(&self, msg: &ServerMsg, out: &mut Vec<Delivery>) {
-        out.extend(self.users.values().map(|u| send(u.conn, msg.clone())));
-    }
-
-    fn broadcast_user_list(&self, out: &mut Vec<Delivery>) {
-        self.broadcast(&ServerMsg::UserList(self.user_list()), out);
-    }
-
-    /// Notes a call; each side's previous call partner (if any) is forgotten.
-    fn note_call(&mut self, a: &str, b: &str) {
-        if a == b {
-            return;
-        }
-        for (me, other) in [(a, b), (b, a)] {
-            let previous = self
-                .users
-                .get_mut(me)
-                .and_then(|u| u.peer.replace(other.to_string()));
-            if let Some(previous) = previous.filter(|p| p != other) {
-                self.clear_peer_if(&previous, me);
-            }
-        }
-    }
-
-    /// Notes a call only if neither side is in a call with someone else.
-    fn relearn_call(&mut self, a: &str, b: &str) {
-        let free_for = |me: &str, other: &str| {
-            self.users
-                .get(me)
-                .is_some_and(|u| u.peer.as_deref().is_none_or(|p| p == other))
-        };
-        if free_for(a, b) && free_for(b, a) {
-            self.note_call(a, b);
-        }
-    }
-
-    fn end_call(&mut self, a: &str, b: &str) {
-        self.clear_peer_if(a, b);
-        self.clear_peer_if(b, a);
-    }
-
-    fn clear_peer_if(&mut self, user: &str, peer: &str) {
-        if let Some(u) = self.users.get_mut(user) {
-            if u.peer.as_deref() == Some(peer) {
-                u.peer = None;
-            }
-        }
-    }
-}
-
-fn send(to: ConnId, msg: ServerMsg) -> Delivery {
-    Delivery {
-        to,
-        out: Outbound::Msg(msg),
-    }
 }
 
 fn new_token() -> String {
@@ -180,10 +119,20 @@ impl Hub {
         vec![send(conn, ServerMsg::Id { id: conn.0 })]
     }
 
-    pub fn login(&mut self, conn: ConnId, req: LoginRequest) -> Vec<Delivery> {
-        let fail = |reason| vec![send(conn, ServerMsg::LoginFailed(reason))];
+    /// Logs `conn` in; the deliveries to make, and whether it worked (the socket edge counts
+    /// wrong access codes per client address).
+    pub fn login(
+        &mut self,
+        conn: ConnId,
+        req: LoginRequest,
+    ) -> (Vec<Delivery>, Result<(), LoginFailure>) {
+        let limits = self.config.limits();
+        let fail = |reason| {
+            let msg = ServerMsg::LoginFailed { reason, limits };
+            (vec![send(conn, msg)], Err(reason))
+        };
         let Some(c) = self.conns.get(&conn) else {
-            return Vec::new();
+            return (Vec::new(), Err(LoginFailure::AlreadyLoggedIn));
         };
         if c.user.is_some() {
             return fail(LoginFailure::AlreadyLoggedIn);
@@ -194,7 +143,8 @@ impl Hub {
                 return fail(LoginFailure::BadAccessCode);
             }
         }
-        let Some(mut name) = names::valid_name(&req.name) else {
+        let max = self.config.name_max_chars;
+        let Some(mut name) = names::valid_name(&req.name, max) else {
             return fail(LoginFailure::InvalidName);
         };
         let room = self.rooms.entry(room_key).or_default();
@@ -226,7 +176,7 @@ impl Hub {
             } else if req.dialect == Dialect::Mdn {
                 // Bounded: among users.len() + 1 candidates at least one is free.
                 let free = (2..=room.users.len() as u32 + 2)
-                    .map(|n| names::variant(&name, n))
+                    .map(|n| names::variant(&name, n, max))
                     .find(|v| !room.users.contains_key(&names::key(v)));
                 let Some(free) = free else {
                     return fail(LoginFailure::NameTaken);
@@ -239,29 +189,29 @@ impl Hub {
         }
         let token = new_token();
         let key = names::key(&name);
-        room.users.insert(
-            key.clone(),
-            User {
-                name: name.clone(),
-                conn,
-                dialect: req.dialect,
-                token: token.clone(),
-                peer,
-            },
-        );
+        let user = User {
+            name: name.clone(),
+            conn,
+            dialect: req.dialect,
+            token: token.clone(),
+            peer,
+        };
+        room.users.insert(key.clone(), user);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.user = Some(key);
         }
+        let ice = None;
         out.push(send(
             conn,
             ServerMsg::LoginOk {
                 name,
                 token,
-                ice: None,
+                ice,
+                limits,
             },
         ));
         room.broadcast_user_list(&mut out);
-        out
+        (out, Ok(()))
     }
 
     /// Chat and targeted messages from a logged-in connection.
@@ -299,11 +249,23 @@ impl Hub {
                 room.broadcast(&chat, &mut out);
                 return out;
             }
-            Routed::Relay { target, .. } | Routed::Tutorial { target, .. } => target,
+            Routed::Call { target, .. } | Routed::Tutorial { target, .. } => target,
         };
-        let target_key = names::key(target.trim());
-        let Some(to) = room.users.get(&target_key).map(|u| u.conn) else {
-            let shown = super::protocol::truncate(target);
+        let target_key = match target {
+            Some(target) => names::key(target.trim()),
+            // A hang-up/leave without a target ends the sender's current call; without one
+            // there is nothing to end and nobody to tell.
+            None => match room.peer_of(&sender_key) {
+                Some(peer) => peer.to_string(),
+                None => return Vec::new(),
+            },
+        };
+        let Some((to, to_name)) = room
+            .users
+            .get(&target_key)
+            .map(|u| (u.conn, u.name.clone()))
+        else {
+            let shown = super::protocol::truncate(target.as_deref().unwrap_or(""));
             return error(
                 ErrorCode::UnknownTarget,
                 format!("No user named \"{shown}\" is online in this room."),
@@ -311,30 +273,15 @@ impl Hub {
         };
         let delivered = match msg {
             Routed::Chat { .. } => return Vec::new(),
-            Routed::Relay { kind, mut body, .. } => {
-                match kind.as_str() {
-                    "video-offer" | "video-answer" | "call-accept" => {
-                        room.note_call(&sender_key, &target_key)
-                    }
-                    // The web client sends it after logging back in mid-call, so a restarted
-                    // server relearns the call; a stray one must not break up another call.
-                    "call-media" => room.relearn_call(&sender_key, &target_key),
-                    "hang-up" | "call-decline" | "call-cancel" => {
-                        room.end_call(&sender_key, &target_key)
-                    }
-                    _ => {}
+            Routed::Call { kind, mut body, .. } => {
+                room.apply(kind.effect(), &sender_key, &target_key);
+                if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
+                    body.insert("target".into(), to_name.into());
                 }
-                body.insert("name".into(), sender.into());
-                ServerMsg::Relay(body)
+                ServerMsg::relay(body, &sender)
             }
             Routed::Tutorial { kind, payload, .. } => {
-                match kind {
-                    TutorialKind::Offer | TutorialKind::Answer => {
-                        room.note_call(&sender_key, &target_key)
-                    }
-                    TutorialKind::Leave => room.end_call(&sender_key, &target_key),
-                    TutorialKind::Candidate => {}
-                }
+                room.apply(kind.effect(), &sender_key, &target_key);
                 ServerMsg::Tutorial {
                     kind,
                     name: sender,
@@ -402,7 +349,7 @@ impl Hub {
     /// Name key of the user `name` is in a call with (tests and diagnostics).
     pub fn peer_of(&self, room: &str, name: &str) -> Option<String> {
         let room = self.rooms.get(&names::key(room))?;
-        room.users.get(&names::key(name))?.peer.clone()
+        room.peer_of(&names::key(name)).map(str::to_string)
     }
 
     pub fn connection_count(&self) -> usize {
@@ -413,3 +360,7 @@ impl Hub {
 #[cfg(test)]
 #[path = "hub_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "hub_call_tests.rs"]
+mod call_tests;

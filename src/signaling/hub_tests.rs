@@ -6,27 +6,27 @@ use serde_json::{json, Value};
 use super::*;
 use crate::signaling::protocol::{parse, Inbound};
 
-struct Fixture {
-    hub: Hub,
+pub(super) struct Fixture {
+    pub(super) hub: Hub,
     next: u64,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(super) fn new() -> Fixture {
         Fixture::with(HubConfig {
             chat_max_chars: 2000,
             ..HubConfig::default()
         })
     }
 
-    fn with(config: HubConfig) -> Fixture {
+    pub(super) fn with(config: HubConfig) -> Fixture {
         Fixture {
             hub: Hub::new(config),
             next: 1,
         }
     }
 
-    fn connect(&mut self, room: &str) -> ConnId {
+    pub(super) fn connect(&mut self, room: &str) -> ConnId {
         let conn = ConnId(self.next);
         self.next += 1;
         let out = self.hub.connect(conn, room);
@@ -38,16 +38,16 @@ impl Fixture {
     }
 
     /// Sends one client frame and returns every delivery it caused.
-    fn send(&mut self, conn: ConnId, frame: Value) -> Vec<Delivery> {
+    pub(super) fn send(&mut self, conn: ConnId, frame: Value) -> Vec<Delivery> {
         match parse(&frame.to_string()) {
-            Ok(Inbound::Login(req)) => self.hub.login(conn, req),
+            Ok(Inbound::Login(req)) => self.hub.login(conn, req).0,
             Ok(Inbound::Routed(msg)) => self.hub.route(conn, msg, 1_700_000_000_000),
             Err(err) => panic!("fixture frames must parse: {err}"),
         }
     }
 
     /// Connects and logs in with the tutorial dialect; returns (conn, token).
-    fn login(&mut self, room: &str, name: &str) -> (ConnId, String) {
+    pub(super) fn login(&mut self, room: &str, name: &str) -> (ConnId, String) {
         let conn = self.connect(room);
         let out = self.send(conn, json!({"type":"login","name":name}));
         let reply = &frames_to(&out, conn)[0];
@@ -55,7 +55,7 @@ impl Fixture {
         (conn, reply["token"].as_str().unwrap().to_string())
     }
 
-    fn login_mdn(&mut self, room: &str, name: &str) -> ConnId {
+    pub(super) fn login_mdn(&mut self, room: &str, name: &str) -> ConnId {
         let conn = self.connect(room);
         let out = self.send(conn, json!({"type":"username","name":name,"id":conn.0}));
         assert!(frames_to(&out, conn)
@@ -66,7 +66,7 @@ impl Fixture {
 }
 
 /// JSON frames sent to one connection, in order (closes shown as `{"close": code}`).
-fn frames_to(out: &[Delivery], conn: ConnId) -> Vec<Value> {
+pub(super) fn frames_to(out: &[Delivery], conn: ConnId) -> Vec<Value> {
     out.iter()
         .filter(|d| d.to == conn)
         .map(|d| match &d.out {
@@ -76,7 +76,7 @@ fn frames_to(out: &[Delivery], conn: ConnId) -> Vec<Value> {
         .collect()
 }
 
-fn login_reason(out: &[Delivery], conn: ConnId) -> Value {
+pub(super) fn login_reason(out: &[Delivery], conn: ConnId) -> Value {
     let frames = frames_to(out, conn);
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0]["success"], json!(false));
@@ -252,7 +252,7 @@ fn relay_sets_the_sender_name_whatever_the_client_wrote() {
     assert_eq!(
         frames_to(&out, bob),
         vec![
-            json!({"type":"video-offer","name":"ann","target":"BOB","sdp":{"type":"offer","sdp":"v=0"}})
+            json!({"type":"video-offer","name":"ann","from":"ann","target":"BOB","sdp":{"type":"offer","sdp":"v=0"}})
         ]
     );
     assert!(frames_to(&out, ann).is_empty());
@@ -295,7 +295,8 @@ fn chat_goes_to_the_room_with_name_and_date_and_is_bounded() {
     let (ann, _) = f.login("lobby", "ann");
     let (bob, _) = f.login("lobby", "bob");
     let out = f.send(ann, json!({"type":"message","text":"hi","name":"bob"}));
-    let expected = json!({"type":"message","name":"ann","text":"hi","date":1_700_000_000_000u64});
+    let expected =
+        json!({"type":"message","name":"ann","from":"ann","text":"hi","date":1_700_000_000_000u64});
     assert_eq!(frames_to(&out, ann), vec![expected.clone()]);
     assert_eq!(frames_to(&out, bob), vec![expected]);
     let out = f.send(ann, json!({"type":"message","text":"é".repeat(2000)}));
@@ -313,19 +314,19 @@ fn tutorial_messages_arrive_in_the_tutorial_shape() {
     let cases = [
         (
             json!({"type":"offer","name":"bob","offer":{"sdp":"o"}}),
-            json!({"type":"offer","offer":{"sdp":"o"},"name":"ann"}),
+            json!({"type":"offer","offer":{"sdp":"o"},"name":"ann","from":"ann"}),
         ),
         (
             json!({"type":"answer","name":"bob","answer":{"sdp":"a"}}),
-            json!({"type":"answer","answer":{"sdp":"a"},"name":"ann"}),
+            json!({"type":"answer","answer":{"sdp":"a"},"name":"ann","from":"ann"}),
         ),
         (
             json!({"type":"candidate","name":"bob","candidate":{"candidate":"c"}}),
-            json!({"type":"candidate","candidate":{"candidate":"c"},"name":"ann"}),
+            json!({"type":"candidate","candidate":{"candidate":"c"},"name":"ann","from":"ann"}),
         ),
         (
             json!({"type":"leave","name":"bob"}),
-            json!({"type":"leave","name":"ann"}),
+            json!({"type":"leave","name":"ann","from":"ann"}),
         ),
     ];
     for (sent, received) in cases {
@@ -335,139 +336,50 @@ fn tutorial_messages_arrive_in_the_tutorial_shape() {
 }
 
 #[test]
-fn offers_and_answers_note_calls_and_hang_up_clears_them() {
-    let mut f = Fixture::new();
-    let (ann, _) = f.login("lobby", "ann");
-    let (_bob, _) = f.login("lobby", "bob");
-    f.send(ann, json!({"type":"video-offer","target":"bob","sdp":{}}));
-    assert_eq!(f.hub.peer_of("lobby", "bob").as_deref(), Some("ann"));
-    assert_eq!(f.hub.peer_of("lobby", "ann").as_deref(), Some("bob"));
-    f.send(ann, json!({"type":"hang-up","target":"bob"}));
-    assert_eq!(f.hub.peer_of("lobby", "bob"), None);
-    assert_eq!(f.hub.peer_of("lobby", "ann"), None);
-}
-
-#[test]
-fn a_call_request_does_not_disturb_a_call_in_progress() {
-    let mut f = Fixture::new();
-    let (ann, _) = f.login("lobby", "ann");
-    let (_bob, _) = f.login("lobby", "bob");
-    let (carol, _) = f.login("lobby", "carol");
-    f.send(ann, json!({"type":"call-accept","target":"bob"}));
-    f.send(carol, json!({"type":"call-request","target":"bob"}));
-    assert_eq!(f.hub.peer_of("lobby", "bob").as_deref(), Some("ann"));
-    // A new call replaces the old pairing on both sides.
-    f.send(carol, json!({"type":"offer","name":"ann","offer":{}}));
-    assert_eq!(f.hub.peer_of("lobby", "ann").as_deref(), Some("carol"));
-    assert_eq!(f.hub.peer_of("lobby", "bob"), None);
-}
-
-#[test]
-fn disconnect_mid_call_tells_an_mdn_peer_hang_up() {
-    let mut f = Fixture::new();
-    let ann = f.login_mdn("lobby", "ann");
-    let bob = f.login_mdn("lobby", "bob");
-    f.send(ann, json!({"type":"video-offer","target":"bob","sdp":{}}));
-    f.send(bob, json!({"type":"video-answer","target":"ann","sdp":{}}));
-    let out = f.hub.disconnect(ann);
-    assert_eq!(
-        frames_to(&out, bob),
-        vec![
-            json!({"type":"hang-up","name":"ann","target":"bob"}),
-            json!({"type":"userlist","users":["bob"]})
-        ]
-    );
-    assert_eq!(f.hub.peer_of("lobby", "bob"), None);
-}
-
-#[test]
-fn disconnect_mid_call_tells_a_tutorial_peer_leave() {
-    let mut f = Fixture::new();
-    let (ann, _) = f.login("lobby", "ann");
-    let (bob, _) = f.login("lobby", "bob");
-    f.send(bob, json!({"type":"offer","name":"ann","offer":{}}));
-    let out = f.hub.disconnect(bob);
-    assert_eq!(
-        frames_to(&out, ann)[0],
-        json!({"type":"leave","name":"bob"})
-    );
-}
-
-#[test]
-fn call_media_after_a_server_restart_relearns_the_call_for_disconnects() {
-    // A fresh hub, as after a restart: both sides log back in mid-call and announce their media.
-    let mut f = Fixture::new();
-    let ann = f.login_mdn("lobby", "ann");
-    let bob = f.login_mdn("lobby", "bob");
-    f.send(
-        ann,
-        json!({"type":"call-media","target":"bob","audio":true,"video":true,"screen":false}),
-    );
-    assert_eq!(f.hub.peer_of("lobby", "bob").as_deref(), Some("ann"));
-    let out = f.hub.disconnect(ann);
-    assert_eq!(
-        frames_to(&out, bob)[0],
-        json!({"type":"hang-up","name":"ann","target":"bob"})
-    );
-}
-
-#[test]
-fn a_stray_call_media_does_not_break_up_another_call() {
-    let mut f = Fixture::new();
-    let ann = f.login_mdn("lobby", "ann");
-    let bob = f.login_mdn("lobby", "bob");
-    let _cat = f.login_mdn("lobby", "cat");
-    f.send(ann, json!({"type":"video-offer","target":"cat","sdp":{}}));
-    f.send(
-        bob,
-        json!({"type":"call-media","target":"ann","audio":false,"video":true,"screen":false}),
-    );
-    assert_eq!(f.hub.peer_of("lobby", "ann").as_deref(), Some("cat"));
-    assert_eq!(f.hub.peer_of("lobby", "bob"), None);
-    let out = f.hub.disconnect(bob);
-    assert_eq!(
-        frames_to(&out, ann),
-        vec![json!({"type":"userlist","users":["ann","cat"]})]
-    );
-}
-
-#[test]
-fn disconnect_after_hang_up_tells_only_the_user_list() {
-    let mut f = Fixture::new();
-    let (ann, _) = f.login("lobby", "ann");
-    let (bob, _) = f.login("lobby", "bob");
-    f.send(ann, json!({"type":"offer","name":"bob","offer":{}}));
-    f.send(ann, json!({"type":"leave","name":"bob"}));
-    let out = f.hub.disconnect(ann);
-    assert_eq!(
-        frames_to(&out, bob),
-        vec![json!({"type":"userlist","users":["bob"]})]
-    );
-}
-
-#[test]
-fn reclaiming_a_name_keeps_its_call() {
-    let mut f = Fixture::new();
-    let (ann, token) = f.login("lobby", "ann");
-    let (bob, _) = f.login("lobby", "bob");
-    f.send(ann, json!({"type":"offer","name":"bob","offer":{}}));
-    let new = f.connect("lobby");
-    f.send(new, json!({"type":"login","name":"ann","token":token}));
-    f.hub.disconnect(ann);
-    let out = f.send(bob, json!({"type":"candidate","name":"ann","candidate":{}}));
-    assert_eq!(frames_to(&out, new)[0]["type"], json!("candidate"));
-    let out = f.hub.disconnect(new);
-    assert_eq!(
-        frames_to(&out, bob)[0],
-        json!({"type":"leave","name":"ann"})
-    );
-}
-
-#[test]
 fn empty_rooms_are_forgotten() {
     let mut f = Fixture::new();
     let (ann, _) = f.login("temp", "ann");
     f.hub.disconnect(ann);
     assert!(f.hub.rooms.is_empty());
     assert_eq!(f.hub.connection_count(), 0);
+}
+
+#[test]
+fn names_are_compared_and_stored_in_nfc() {
+    let mut f = Fixture::new();
+    let (rene, _) = f.login("lobby", "Rene\u{301}");
+    assert_eq!(f.hub.name_of(rene).as_deref(), Some("Ren\u{e9}"));
+    let conn = f.connect("lobby");
+    let out = f.send(conn, json!({"type":"login","name":"REN\u{c9}"}));
+    assert_eq!(login_reason(&out, conn), json!("name-taken"));
+    // A lookalike with a zero-width space or a bidi override is no name at all.
+    for name in ["Rene\u{200b}", "\u{202e}eneR"] {
+        let out = f.send(conn, json!({"type":"login","name":name}));
+        assert_eq!(login_reason(&out, conn), json!("invalid-name"));
+    }
+    // Routing finds the user whichever way the target is spelled.
+    let (bob, _) = f.login("lobby", "bob");
+    let out = f.send(bob, json!({"type":"call-request","target":"rene\u{301}"}));
+    assert_eq!(frames_to(&out, rene)[0]["type"], json!("call-request"));
+}
+
+#[test]
+fn the_name_limit_comes_from_the_config_and_every_login_reply_tells_the_limits() {
+    let mut f = Fixture::with(HubConfig {
+        name_max_chars: 5,
+        chat_max_chars: 40,
+        ..HubConfig::default()
+    });
+    let conn = f.connect("lobby");
+    let out = f.send(conn, json!({"type":"login","name":"abcdef"}));
+    let reply = &frames_to(&out, conn)[0];
+    assert_eq!(reply["reason"], json!("invalid-name"));
+    let limits = json!({"name_max_chars": 5, "chat_max_chars": 40});
+    assert_eq!(reply["limits"], limits);
+    let out = f.send(conn, json!({"type":"login","name":"abcde"}));
+    assert_eq!(frames_to(&out, conn)[0]["limits"], limits);
+    // MDN's variant of a taken name still fits.
+    let mdn = f.connect("lobby");
+    let out = f.send(mdn, json!({"type":"username","name":"abcde"}));
+    assert_eq!(frames_to(&out, mdn)[0]["name"], json!("abcd2"));
 }

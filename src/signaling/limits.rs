@@ -127,7 +127,8 @@ impl Drop for IpSlot {
     }
 }
 
-fn bucket_of(ip: IpAddr) -> IpAddr {
+/// The unit addresses are counted in: the address itself, or for IPv6 its /64.
+pub(crate) fn bucket_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);

@@ -5,14 +5,18 @@
 //! Layers, outside in: [`connection`] (the socket edge: upgrade checks, limits, ping, close
 //! codes) talks only to a [`Switchboard`] (presence and routing behind one narrow interface);
 //! [`LocalSwitchboard`] runs the plain-state [`hub::Hub`] in memory; [`protocol`] turns frames
-//! into typed messages and back. The wire format is written up in docs/protocol.md.
+//! into typed messages and [`outbound`] back; [`attempts`] slows down access-code guessing.
+//! The wire format is written up in docs/protocol.md.
 
+pub mod attempts;
 pub mod config;
 pub mod connection;
 pub mod hub;
 pub mod limits;
 pub mod names;
+pub mod outbound;
 pub mod protocol;
+mod room;
 pub mod switchboard;
 
 use std::sync::Arc;
@@ -63,6 +67,7 @@ pub fn router(ctx: SignalingContext) -> axum::Router {
 /// The `/ws` route over any [`Switchboard`] (e.g. one shared between several nodes).
 pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> axum::Router {
     let shared = Arc::new(connection::Shared {
+        access: attempts::AccessGuard::new(HubConfig::new(&ctx.config, &ctx.rooms)),
         per_ip: limits::PerIpLimit::new(ctx.config.max_connections_per_ip),
         config: ctx.config,
         allowed_origins: ctx

@@ -1,11 +1,14 @@
-//! The wire format: one JSON text frame in, a typed message or a precise error out; typed
-//! messages back to JSON. Two dialects share it (the MDN chat demo's `username`/`target` and the
-//! Spanish tutorial's `login`/`name`-as-target), so either tutorial's client works unchanged.
-//! No sockets and no state here, so every shape is unit-tested directly.
+//! The wire format, inbound: one JSON text frame in, a typed message or a precise error out.
+//! Two dialects share it (the MDN chat demo's `username`/`target` and the Spanish tutorial's
+//! `login`/`name`-as-target), so either tutorial's client works unchanged. Only the message
+//! types those dialects and callbox's own call control define are relayed (an allow-list): a
+//! client cannot push a type the receiving page would take for one of the server's own events.
+//! No sockets and no state here, so every shape is unit-tested directly. What the server sends
+//! back is in [`super::outbound`].
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use super::IceGrant;
+pub use super::outbound::{Limits, LoginFailure, ServerMsg};
 
 /// Which tutorial a client's login came from; decides the shape of what the server sends it
 /// unprompted (a `hang-up` or a `leave` when its peer disappears).
@@ -17,53 +20,95 @@ pub enum Dialect {
     Mdn,
 }
 
-/// Types only the server sends; a client sending one gets `forbidden-type`.
+/// Types only the server sends; a client sending one gets `forbidden-type` (every other type
+/// outside the allow-list gets `unknown-type`).
 pub const SERVER_ONLY_TYPES: &[&str] =
     &["id", "userlist", "rejectusername", "error", "ice-servers"];
 
 /// Longest client-chosen string echoed back in an error message.
 const ECHO_MAX_CHARS: usize = 64;
 
-/// A message a client may send, after parsing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inbound {
-    Login(LoginRequest),
-    Routed(Routed),
+/// What a relayed signal means for the hub's record of who is in a call with whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEffect {
+    /// The two are in a call now (each side's previous call, if any, is forgotten).
+    Starts,
+    /// The two are in a call unless either is in a call with someone else (`call-media` after
+    /// a reconnect relearns a call a restarted server forgot; a stray one breaks up nothing).
+    Relearns,
+    Ends,
+    None,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoginRequest {
-    pub dialect: Dialect,
-    /// As sent; empty when missing or not a string (then refused as an invalid name).
-    pub name: String,
-    pub access_code: Option<String>,
-    pub token: Option<String>,
+/// The targeted messages of the MDN dialect and of callbox's call control, relayed whole
+/// (with the server-set `name` and `from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    VideoOffer,
+    VideoAnswer,
+    NewIceCandidate,
+    /// The one kind that may come without a target: MDN's client clears its target before
+    /// sending it, and it then ends the sender's current call.
+    HangUp,
+    CallRequest,
+    CallAccept,
+    CallDecline,
+    CallCancel,
+    CallMedia,
 }
 
-/// Messages for the room or for one user, once logged in.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Routed {
-    /// `{"type":"message","text":..}`: chat to the whole room.
-    Chat { text: String },
-    /// Any other client type with a string `target`: delivered as is, with `name` overwritten.
-    Relay {
-        kind: String,
-        target: String,
-        body: Map<String, Value>,
-    },
-    /// The tutorial's `offer`/`answer`/`candidate`/`leave`, whose `name` is the target.
-    Tutorial {
-        kind: TutorialKind,
-        target: String,
-        payload: Option<Value>,
-    },
+impl CallKind {
+    pub const ALL: [CallKind; 9] = [
+        CallKind::VideoOffer,
+        CallKind::VideoAnswer,
+        CallKind::NewIceCandidate,
+        CallKind::HangUp,
+        CallKind::CallRequest,
+        CallKind::CallAccept,
+        CallKind::CallDecline,
+        CallKind::CallCancel,
+        CallKind::CallMedia,
+    ];
+
+    pub fn parse(kind: &str) -> Option<CallKind> {
+        CallKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::VideoOffer => "video-offer",
+            CallKind::VideoAnswer => "video-answer",
+            CallKind::NewIceCandidate => "new-ice-candidate",
+            CallKind::HangUp => "hang-up",
+            CallKind::CallRequest => "call-request",
+            CallKind::CallAccept => "call-accept",
+            CallKind::CallDecline => "call-decline",
+            CallKind::CallCancel => "call-cancel",
+            CallKind::CallMedia => "call-media",
+        }
+    }
+
+    pub fn effect(self) -> CallEffect {
+        match self {
+            CallKind::VideoOffer | CallKind::VideoAnswer | CallKind::CallAccept => {
+                CallEffect::Starts
+            }
+            CallKind::CallMedia => CallEffect::Relearns,
+            CallKind::HangUp | CallKind::CallDecline | CallKind::CallCancel => CallEffect::Ends,
+            // A ring does not disturb a call in progress; ICE candidates say nothing new.
+            CallKind::NewIceCandidate | CallKind::CallRequest => CallEffect::None,
+        }
+    }
 }
 
+/// The tutorial's messages, whose `name` is the target on the way in and the sender on the
+/// way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TutorialKind {
     Offer,
     Answer,
     Candidate,
+    /// May come without a target, like MDN's `hang-up`: it then ends the sender's call.
     Leave,
 }
 
@@ -86,6 +131,65 @@ impl TutorialKind {
             TutorialKind::Leave => "leave",
         }
     }
+
+    pub fn effect(self) -> CallEffect {
+        match self {
+            TutorialKind::Offer | TutorialKind::Answer => CallEffect::Starts,
+            TutorialKind::Leave => CallEffect::Ends,
+            TutorialKind::Candidate => CallEffect::None,
+        }
+    }
+}
+
+/// Every client type the server relays to one user (docs/protocol.md lists the same).
+pub fn relayed_types() -> impl Iterator<Item = &'static str> {
+    let tutorial = [
+        TutorialKind::Offer,
+        TutorialKind::Answer,
+        TutorialKind::Candidate,
+        TutorialKind::Leave,
+    ];
+    CallKind::ALL
+        .into_iter()
+        .map(CallKind::as_str)
+        .chain(tutorial.into_iter().map(TutorialKind::as_str))
+}
+
+/// A message a client may send, after parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    Login(LoginRequest),
+    Routed(Routed),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginRequest {
+    pub dialect: Dialect,
+    /// As sent; empty when missing or not a string (then refused as an invalid name).
+    pub name: String,
+    pub access_code: Option<String>,
+    pub token: Option<String>,
+}
+
+/// Messages for the room or for one user, once logged in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routed {
+    /// `{"type":"message","text":..}`: chat to the whole room.
+    Chat { text: String },
+    /// An MDN or callbox call message: delivered as is, with `name` and `from` overwritten.
+    /// `target` is None only for a `hang-up` (the sender's current call partner gets it).
+    Call {
+        kind: CallKind,
+        target: Option<String>,
+        body: Map<String, Value>,
+    },
+    /// The tutorial's `offer`/`answer`/`candidate`/`leave`, whose `name` is the target. `target`
+    /// is None only for a `leave`.
+    Tutorial {
+        kind: TutorialKind,
+        target: Option<String>,
+        payload: Option<Value>,
+    },
 }
 
 /// The `code` of an error frame.
@@ -95,6 +199,7 @@ pub enum ErrorCode {
     NotAnObject,
     MissingType,
     UnknownType,
+    MissingTarget,
     NotLoggedIn,
     UnknownTarget,
     ForbiddenType,
@@ -110,6 +215,7 @@ impl ErrorCode {
             ErrorCode::NotAnObject => "not-an-object",
             ErrorCode::MissingType => "missing-type",
             ErrorCode::UnknownType => "unknown-type",
+            ErrorCode::MissingTarget => "missing-target",
             ErrorCode::NotLoggedIn => "not-logged-in",
             ErrorCode::UnknownTarget => "unknown-target",
             ErrorCode::ForbiddenType => "forbidden-type",
@@ -132,6 +238,8 @@ pub enum ParseError {
     /// Wording from the Spanish tutorial's server.
     #[error("Command not found: {0}")]
     UnknownType(String),
+    #[error("\"{0}\" messages need a user to go to (\"target\", or \"name\" in the tutorial's)")]
+    MissingTarget(&'static str),
     #[error("\"{0}\" messages are sent only by the server")]
     ForbiddenType(String),
 }
@@ -143,12 +251,20 @@ impl ParseError {
             ParseError::NotAnObject => ErrorCode::NotAnObject,
             ParseError::MissingType => ErrorCode::MissingType,
             ParseError::UnknownType(_) => ErrorCode::UnknownType,
+            ParseError::MissingTarget(_) => ErrorCode::MissingTarget,
             ParseError::ForbiddenType(_) => ErrorCode::ForbiddenType,
         }
     }
 
     pub fn to_server_msg(&self) -> ServerMsg {
         ServerMsg::error(self.code(), self.to_string())
+    }
+}
+
+fn string_field(body: &Map<String, Value>, key: &str) -> Option<String> {
+    match body.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
     }
 }
 
@@ -161,10 +277,6 @@ pub fn parse(text: &str) -> Result<Inbound, ParseError> {
     let kind = match body.get("type") {
         Some(Value::String(kind)) => kind.clone(),
         _ => return Err(ParseError::MissingType),
-    };
-    let string_field = |body: &Map<String, Value>, key: &str| match body.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
     };
     let dialect = match kind.as_str() {
         "login" => Some(Dialect::Tutorial),
@@ -179,29 +291,38 @@ pub fn parse(text: &str) -> Result<Inbound, ParseError> {
             token: string_field(&body, "token"),
         }));
     }
-    if SERVER_ONLY_TYPES.contains(&kind.as_str()) {
-        return Err(ParseError::ForbiddenType(kind));
-    }
     if kind == "message" {
         let text = string_field(&body, "text").unwrap_or_default();
         return Ok(Inbound::Routed(Routed::Chat { text }));
     }
+    if let Some(call) = CallKind::parse(&kind) {
+        let target = string_field(&body, "target");
+        if target.is_none() && call != CallKind::HangUp {
+            return Err(ParseError::MissingTarget(call.as_str()));
+        }
+        return Ok(Inbound::Routed(Routed::Call {
+            kind: call,
+            target,
+            body,
+        }));
+    }
     if let Some(tutorial) = TutorialKind::parse(&kind) {
         // The tutorial puts the target in `name`; accept `target` too for clients that mix.
-        if let Some(target) = string_field(&body, "name").or_else(|| string_field(&body, "target"))
-        {
-            let payload = body.remove(tutorial.as_str());
-            return Ok(Inbound::Routed(Routed::Tutorial {
-                kind: tutorial,
-                target,
-                payload,
-            }));
+        let target = string_field(&body, "name").or_else(|| string_field(&body, "target"));
+        if target.is_none() && tutorial != TutorialKind::Leave {
+            return Err(ParseError::MissingTarget(tutorial.as_str()));
         }
+        let payload = body.remove(tutorial.as_str());
+        return Ok(Inbound::Routed(Routed::Tutorial {
+            kind: tutorial,
+            target,
+            payload,
+        }));
     }
-    match string_field(&body, "target") {
-        Some(target) => Ok(Inbound::Routed(Routed::Relay { kind, target, body })),
-        None => Err(ParseError::UnknownType(truncate(&kind))),
+    if SERVER_ONLY_TYPES.contains(&kind.as_str()) {
+        return Err(ParseError::ForbiddenType(truncate(&kind)));
     }
+    Err(ParseError::UnknownType(truncate(&kind)))
 }
 
 /// A client-chosen string, shortened before it is echoed back or logged.
@@ -209,261 +330,6 @@ pub fn truncate(s: &str) -> String {
     s.chars().take(ECHO_MAX_CHARS).collect()
 }
 
-/// Why a login was refused (`reason` on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginFailure {
-    NameTaken,
-    InvalidName,
-    BadAccessCode,
-    AlreadyLoggedIn,
-}
-
-impl LoginFailure {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginFailure::NameTaken => "name-taken",
-            LoginFailure::InvalidName => "invalid-name",
-            LoginFailure::BadAccessCode => "bad-access-code",
-            LoginFailure::AlreadyLoggedIn => "already-logged-in",
-        }
-    }
-
-    fn message(self) -> &'static str {
-        match self {
-            LoginFailure::NameTaken => "That name is already in use in this room.",
-            LoginFailure::InvalidName => {
-                "Names are 1 to 32 characters after trimming, without control characters."
-            }
-            LoginFailure::BadAccessCode => "The access code is missing or wrong.",
-            LoginFailure::AlreadyLoggedIn => "This connection is already logged in.",
-        }
-    }
-}
-
-/// A message the server sends. Serialized once per recipient by the socket edge.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServerMsg {
-    Id {
-        id: u64,
-    },
-    /// `ice` is filled in by the socket edge, which owns the credential refresh timer.
-    LoginOk {
-        name: String,
-        token: String,
-        ice: Option<IceGrant>,
-    },
-    LoginFailed(LoginFailure),
-    RejectUsername {
-        name: String,
-    },
-    UserList(std::sync::Arc<[String]>),
-    Chat {
-        name: String,
-        text: String,
-        date: u64,
-    },
-    /// A targeted message, already carrying the server-set `name`.
-    Relay(Map<String, Value>),
-    /// A tutorial message in the tutorial's shape: `{type, <type>: payload, name: sender}`.
-    Tutorial {
-        kind: TutorialKind,
-        name: String,
-        payload: Option<Value>,
-    },
-    HangUp {
-        name: String,
-        target: String,
-    },
-    Error {
-        code: ErrorCode,
-        message: String,
-    },
-    IceServers(IceGrant),
-}
-
-impl ServerMsg {
-    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
-        ServerMsg::Error {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        match self {
-            ServerMsg::Id { id } => json!({"type": "id", "id": id}),
-            ServerMsg::LoginOk { name, token, ice } => {
-                let (servers, ttl) = match ice {
-                    Some(grant) => (grant.ice_servers.clone(), grant.ttl.as_secs()),
-                    None => (json!([]), 0),
-                };
-                json!({"type": "login", "success": true, "name": name,
-                       "iceServers": servers, "ttl": ttl, "token": token})
-            }
-            ServerMsg::LoginFailed(reason) => json!({"type": "login", "success": false,
-                "reason": reason.as_str(), "message": reason.message()}),
-            ServerMsg::RejectUsername { name } => json!({"type": "rejectusername", "name": name}),
-            ServerMsg::UserList(users) => json!({"type": "userlist", "users": users.to_vec()}),
-            ServerMsg::Chat { name, text, date } => {
-                json!({"type": "message", "name": name, "text": text, "date": date})
-            }
-            ServerMsg::Relay(body) => Value::Object(body.clone()),
-            ServerMsg::Tutorial {
-                kind,
-                name,
-                payload,
-            } => {
-                let mut body = Map::new();
-                body.insert("type".into(), kind.as_str().into());
-                if let Some(payload) = payload {
-                    body.insert(kind.as_str().into(), payload.clone());
-                }
-                body.insert("name".into(), name.clone().into());
-                Value::Object(body)
-            }
-            ServerMsg::HangUp { name, target } => {
-                json!({"type": "hang-up", "name": name, "target": target})
-            }
-            ServerMsg::Error { code, message } => {
-                json!({"type": "error", "code": code.as_str(), "message": message})
-            }
-            ServerMsg::IceServers(grant) => json!({"type": "ice-servers",
-                "iceServers": grant.ice_servers, "ttl": grant.ttl.as_secs()}),
-        }
-    }
-
-    pub fn to_text(&self) -> String {
-        self.to_json().to_string()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn routed(text: &str) -> Routed {
-        match parse(text) {
-            Ok(Inbound::Routed(routed)) => routed,
-            other => panic!("expected a routed message, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn malformed_frames_get_precise_errors() {
-        assert_eq!(parse("{nope"), Err(ParseError::InvalidJson));
-        assert_eq!(parse("[1,2]"), Err(ParseError::NotAnObject));
-        assert_eq!(parse("\"login\""), Err(ParseError::NotAnObject));
-        assert_eq!(parse("{}"), Err(ParseError::MissingType));
-        assert_eq!(parse(r#"{"type":5}"#), Err(ParseError::MissingType));
-        let err = parse(r#"{"type":"dance"}"#).unwrap_err();
-        assert_eq!(err.code(), ErrorCode::UnknownType);
-        assert_eq!(err.to_string(), "Command not found: dance");
-    }
-
-    #[test]
-    fn server_only_types_are_forbidden_even_with_a_target() {
-        for kind in SERVER_ONLY_TYPES {
-            let text = json!({"type": kind, "target": "bob"}).to_string();
-            assert_eq!(
-                parse(&text).unwrap_err().code(),
-                ErrorCode::ForbiddenType,
-                "{kind}"
-            );
-        }
-    }
-
-    #[test]
-    fn both_login_dialects_parse() {
-        let Ok(Inbound::Login(login)) =
-            parse(r#"{"type":"login","name":"Ann","access_code":"c","token":"t"}"#)
-        else {
-            panic!("login")
-        };
-        assert_eq!(login.dialect, Dialect::Tutorial);
-        assert_eq!(login.name, "Ann");
-        assert_eq!(login.access_code.as_deref(), Some("c"));
-        assert_eq!(login.token.as_deref(), Some("t"));
-        let Ok(Inbound::Login(login)) = parse(r#"{"type":"username","name":"Bo","id":3}"#) else {
-            panic!("username")
-        };
-        assert_eq!(login.dialect, Dialect::Mdn);
-        assert_eq!(login.token, None);
-        let Ok(Inbound::Login(login)) = parse(r#"{"type":"login","name":7}"#) else {
-            panic!("login")
-        };
-        assert_eq!(
-            login.name, "",
-            "a non-string name is refused later as invalid"
-        );
-    }
-
-    #[test]
-    fn tutorial_messages_use_name_as_target() {
-        let msg = routed(r#"{"type":"offer","name":"bob","offer":{"sdp":"x"}}"#);
-        assert_eq!(
-            msg,
-            Routed::Tutorial {
-                kind: TutorialKind::Offer,
-                target: "bob".into(),
-                payload: Some(json!({"sdp":"x"}))
-            }
-        );
-        let msg = routed(r#"{"type":"leave","name":"bob"}"#);
-        assert!(matches!(
-            msg,
-            Routed::Tutorial {
-                kind: TutorialKind::Leave,
-                payload: None,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn any_type_with_a_target_is_relayed_whole() {
-        let msg = routed(r#"{"type":"call-request","target":"bob","extra":[1]}"#);
-        let Routed::Relay { kind, target, body } = msg else {
-            panic!("relay")
-        };
-        assert_eq!((kind.as_str(), target.as_str()), ("call-request", "bob"));
-        assert_eq!(body["extra"], json!([1]));
-    }
-
-    #[test]
-    fn unknown_type_echo_is_bounded() {
-        let long = "x".repeat(10_000);
-        let err = parse(&json!({"type": long}).to_string()).unwrap_err();
-        assert!(err.to_string().len() < 100);
-    }
-
-    #[test]
-    fn outbound_shapes_match_the_contract() {
-        let tutorial = ServerMsg::Tutorial {
-            kind: TutorialKind::Answer,
-            name: "ann".into(),
-            payload: Some(json!({"sdp": "y"})),
-        };
-        assert_eq!(
-            tutorial.to_json(),
-            json!({"type":"answer","answer":{"sdp":"y"},"name":"ann"})
-        );
-        let leave = ServerMsg::Tutorial {
-            kind: TutorialKind::Leave,
-            name: "ann".into(),
-            payload: None,
-        };
-        assert_eq!(leave.to_json(), json!({"type":"leave","name":"ann"}));
-        let failed = ServerMsg::LoginFailed(LoginFailure::NameTaken).to_json();
-        assert_eq!(failed["success"], json!(false));
-        assert_eq!(failed["reason"], json!("name-taken"));
-        assert!(failed["message"].is_string());
-        let ok = ServerMsg::LoginOk {
-            name: "a".into(),
-            token: "t".into(),
-            ice: None,
-        }
-        .to_json();
-        assert!(ok["iceServers"].is_array());
-        assert_eq!(ok["token"], json!("t"));
-    }
-}
+#[path = "protocol_tests.rs"]
+mod tests;

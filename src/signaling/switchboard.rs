@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnId, Delivery, Hub, HubConfig, Outbound};
-use super::protocol::{LoginRequest, Routed};
+use super::protocol::{LoginFailure, LoginRequest, Routed};
 
 /// Where one connection's outbound frames go. Bounded: a client that does not read fills it
 /// and is cut off (its `overflow` token is cancelled) instead of growing memory.
@@ -28,7 +28,9 @@ pub struct Mailbox {
 pub trait Switchboard: Send + Sync + 'static {
     /// Registers a new connection in `room`; it is sent its `id` message.
     async fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId;
-    async fn login(&self, conn: ConnId, req: LoginRequest);
+    /// Logs in; the reply is delivered to the connection, the outcome returned (the socket
+    /// edge counts wrong access codes per client address).
+    async fn login(&self, conn: ConnId, req: LoginRequest) -> Result<(), LoginFailure>;
     /// Chat and targeted messages.
     async fn route(&self, conn: ConnId, msg: Routed);
     /// The connection is gone: frees its name, tells its call partner and its room.
@@ -119,8 +121,14 @@ impl Switchboard for LocalSwitchboard {
         conn
     }
 
-    async fn login(&self, conn: ConnId, req: LoginRequest) {
-        self.with_state(|hub| hub.login(conn, req));
+    async fn login(&self, conn: ConnId, req: LoginRequest) -> Result<(), LoginFailure> {
+        let mut result = Err(LoginFailure::AlreadyLoggedIn);
+        self.with_state(|hub| {
+            let (out, outcome) = hub.login(conn, req);
+            result = outcome;
+            out
+        });
+        result
     }
 
     async fn route(&self, conn: ConnId, msg: Routed) {
@@ -181,8 +189,8 @@ mod tests {
         let slow = board.connect("lobby", slow_box).await;
         let (fast_box, mut fast_rx) = mailbox(100);
         let fast = board.connect("lobby", fast_box).await;
-        board.login(slow, login("slow")).await;
-        board.login(fast, login("fast")).await;
+        assert!(board.login(slow, login("slow")).await.is_ok());
+        assert!(board.login(fast, login("fast")).await.is_ok());
         assert!(overflow.is_cancelled(), "id, login, 2 userlists overflow 3");
         assert_eq!(board.user_list("lobby").await, vec!["fast".to_string()]);
         let mut last = None;
