@@ -9,9 +9,14 @@ import { describe, summarize } from './stats.js';
 import { Signaling } from './signaling.js';
 import { roomFromLocation, loadSession, saveSession, clearSession, lastName } from './session.js';
 import { $, show, renderUsers, appendChat, fillSelect, setPressed } from './ui.js';
+import { readLimits, applyLimits, nameProblem, chatProblem } from './limits.js';
 
 const QUEUE_MAX = 200;
 const CALL_TYPES = new Set(['video-offer', 'video-answer', 'new-ice-candidate']);
+// What another user may send this page (docs/protocol.md); chat ('message') is shown apart.
+const PEER_TYPES = new Set([
+  ...CALL_TYPES, 'hang-up', 'leave', 'call-request', 'call-accept', 'call-decline', 'call-cancel', 'call-media',
+]);
 
 const room = roomFromLocation();
 const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
@@ -32,6 +37,8 @@ const state = {
   stream: null,
   peerMedia: null,
   devices: { cameraId: null, micId: null },
+  // {nameMax, chatMax} from the last login reply (limits.js); null until one arrives.
+  limits: null,
 };
 
 // ---------- helpers ----------
@@ -255,9 +262,17 @@ async function guarded(action, what) {
   }
 }
 
-// ---------- messages from the relay ----------
+// ---------- messages from other users ----------
 
-function onRelayMessage(message) {
+/** A message another user sent or caused (it carries the server-set `from`). */
+function onPeerMessage(raw) {
+  // The sender is who the server says, whatever else the message claims.
+  const message = { ...raw, name: raw.from };
+  if (message.type === 'message') {
+    showChat(message);
+    return;
+  }
+  if (!PEER_TYPES.has(message.type)) return;
   if (message.type === 'call-media') {
     if (state.flow.phase === 'in-call' && state.flow.peer === message.name) {
       state.peerMedia = { audio: message.audio !== false, video: message.video !== false };
@@ -268,26 +283,57 @@ function onRelayMessage(message) {
   dispatch({ type: 'message', message });
 }
 
-// ---------- login, presence, chat ----------
+function showChat(message) {
+  if (typeof message.text !== 'string') return;
+  appendChat($('chat-log'), {
+    name: String(message.name ?? '?'),
+    text: message.text,
+    date: message.date,
+    mine: message.name === state.me,
+  });
+}
+
+// ---------- login, presence, chat: the server's own events ----------
+
+/** An event the server itself sent (never one with `from`). */
+function onSessionEvent(message) {
+  switch (message.type) {
+    case 'login':
+      return onLogin(message);
+    case 'userlist':
+      return onUserList(message);
+    case 'ice-servers':
+      if (!Array.isArray(message.iceServers)) return undefined;
+      state.iceServers = message.iceServers;
+      return state.call?.setIceServers(message.iceServers);
+    case 'error':
+      return onServerError(message);
+    default:
+      return undefined;
+  }
+}
+
+function onUserList(message) {
+  const before = state.users;
+  state.users = Array.isArray(message.users) ? message.users.filter((u) => typeof u === 'string') : [];
+  renderUserList();
+  const peer = state.flow.peer;
+  if (state.call && state.users.includes(peer) && !before.includes(peer)) state.call.resync();
+}
 
 const LOGIN_REASONS = {
   'name-taken': 'That name is already taken in this room. Choose another.',
-  'invalid-name': 'Names are 1 to 32 characters, with no control characters.',
   'bad-access-code': 'Wrong access code for this room.',
   'already-logged-in': 'You are already logged in.',
 };
 
-function validName(name) {
-  // eslint-disable-next-line no-control-regex
-  return name.length >= 1 && [...name].length <= 32 && !/[\u0000-\u001f\u007f-\u009f]/.test(name);
-}
-
 function submitLogin(event) {
   event.preventDefault();
-  const name = $('login-name').value.trim();
+  const name = $('login-name').value.trim().normalize('NFC');
   const accessCode = $('login-code').value;
-  if (!validName(name)) {
-    $('login-error').textContent = LOGIN_REASONS['invalid-name'];
+  const problem = nameProblem(name, state.limits);
+  if (problem) {
+    $('login-error').textContent = problem;
     $('login-name').focus();
     return;
   }
@@ -296,8 +342,10 @@ function submitLogin(event) {
   signaling.login({ name, accessCode: accessCode || undefined });
 }
 
-function onLogin({ detail: message }) {
+function onLogin(message) {
   $('login-submit').disabled = false;
+  state.limits = readLimits(message) ?? state.limits;
+  applyLimits(state.limits, { nameInput: $('login-name'), chatInput: $('chat-input') });
   if (message.success !== true) {
     $('login-error').textContent =
       LOGIN_REASONS[message.reason] ?? (typeof message.message === 'string' ? message.message : 'Login failed.');
@@ -345,8 +393,9 @@ function sendChat(event) {
   const input = $('chat-input');
   const text = input.value;
   if (!text.trim()) return;
-  if ([...text].length > 2000) {
-    $('chat-error').textContent = 'Messages are at most 2000 characters.';
+  const problem = chatProblem(text, state.limits);
+  if (problem) {
+    $('chat-error').textContent = problem;
     return;
   }
   if (!signaling.send({ type: 'message', text })) {
@@ -357,7 +406,7 @@ function sendChat(event) {
   input.value = '';
 }
 
-function onServerError({ detail: message }) {
+function onServerError(message) {
   if (message.code === 'unknown-target') {
     dispatch({ type: 'unknown-target' });
   } else if (message.code === 'too-long') {
@@ -427,30 +476,8 @@ function wire() {
   });
 
   signaling.addEventListener('state', renderConnection);
-  signaling.addEventListener('login', onLogin);
-  signaling.addEventListener('userlist', ({ detail }) => {
-    const before = state.users;
-    state.users = Array.isArray(detail.users) ? detail.users.filter((u) => typeof u === 'string') : [];
-    renderUserList();
-    const peer = state.flow.peer;
-    if (state.call && state.users.includes(peer) && !before.includes(peer)) state.call.resync();
-  });
-  signaling.addEventListener('message', ({ detail }) => {
-    if (typeof detail.text !== 'string') return;
-    appendChat($('chat-log'), {
-      name: String(detail.name ?? '?'),
-      text: detail.text,
-      date: detail.date,
-      mine: detail.name === state.me,
-    });
-  });
-  signaling.addEventListener('ice-servers', ({ detail }) => {
-    if (!Array.isArray(detail.iceServers)) return;
-    state.iceServers = detail.iceServers;
-    state.call?.setIceServers(detail.iceServers);
-  });
-  signaling.addEventListener('error', onServerError);
-  signaling.addEventListener('message-any', ({ detail }) => onRelayMessage(detail));
+  signaling.addEventListener('session', ({ detail }) => onSessionEvent(detail));
+  signaling.addEventListener('peer', ({ detail }) => onPeerMessage(detail));
 
   // Closing the tab tells the other side at once instead of leaving it ringing or frozen.
   window.addEventListener('pagehide', () => {

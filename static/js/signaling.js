@@ -1,10 +1,13 @@
 // The WebSocket to callbox's relay (docs/protocol.md): one socket per tab, reconnected with
 // capped exponential backoff, logging back in with the saved token so the name survives a
 // dropped network or a server restart. Calls do not depend on this socket: media flows
-// peer to peer (or via TURN) while it is down.
+// peer to peer (or via TURN) while it is down. Events: 'state' (this socket's own state),
+// 'replaced', 'session' (a server event) and 'peer' (a message another user sent or caused).
 
 const CLOSE_REPLACED = 4001;
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
+// What the server itself sends (never with `from`).
+const SESSION_TYPES = new Set(['id', 'login', 'rejectusername', 'userlist', 'ice-servers', 'error']);
 
 export class Signaling extends EventTarget {
   constructor(room) {
@@ -115,7 +118,20 @@ export class Signaling extends EventTarget {
     this.send(message);
   }
 
+  /**
+   * Keeps the server's own events and other people's messages apart, so that nothing a peer
+   * sends can drive this page's session. The server sets `from` on everything a peer wrote or
+   * caused and on nothing else (docs/protocol.md): a message with `from` goes out only as a
+   * 'peer' event (calls and chat), one without it only as a 'session' event, and then only if
+   * it is one of the server's event types. No message type ever becomes an event name of its
+   * own, so none can pose as this object's 'state' or 'replaced'.
+   */
   onMessage(message) {
+    if (Object.hasOwn(message, 'from')) {
+      if (typeof message.from === 'string' && message.from !== '') this.emit('peer', message);
+      return;
+    }
+    if (!SESSION_TYPES.has(message.type)) return;
     if (message.type === 'login') {
       if (message.success === true) {
         this.attempt = 0;
@@ -126,8 +142,7 @@ export class Signaling extends EventTarget {
         this.loggedIn = false;
       }
     }
-    this.emit(message.type, message);
-    this.emit('message-any', message);
+    this.emit('session', message);
   }
 
   setState(state) {
