@@ -114,7 +114,8 @@ impl AttemptTable {
     }
 
     /// Called before a new address is added to a full table: drops forgotten addresses, and if
-    /// none is, the one whose last failure is oldest. A scan, but only when the table is full.
+    /// that frees nothing, the stalest tenth (at least one), so that a stream of new addresses
+    /// pays for one scan per many insertions rather than one per insertion.
     fn make_room(&mut self, now: Instant) {
         if self.entries.len() < self.max_entries {
             return;
@@ -124,13 +125,15 @@ impl AttemptTable {
         if self.entries.len() < self.max_entries {
             return;
         }
-        let stalest = self
+        let mut by_age: Vec<(Instant, IpAddr)> = self
             .entries
             .iter()
-            .min_by_key(|(_, e)| e.last_failure)
-            .map(|(ip, _)| *ip);
-        if let Some(ip) = stalest {
-            self.entries.remove(&ip);
+            .map(|(ip, e)| (e.last_failure, *ip))
+            .collect();
+        let drop = (self.max_entries / 10).max(1).min(by_age.len());
+        by_age.select_nth_unstable(drop - 1);
+        for (_, ip) in &by_age[..drop] {
+            self.entries.remove(ip);
         }
     }
 }

@@ -105,6 +105,16 @@ fn the_table_is_bounded_and_drops_the_stalest() {
     let remembered = |n: u32| table.entries.contains_key(&ip(&format!("203.0.113.{n}")));
     assert!(remembered(9) && remembered(8) && remembered(7));
     assert!(!remembered(0));
+
+    // A big table drops its stalest tenth at once when full.
+    let mut table = AttemptTable::new(100);
+    for i in 0..101u32 {
+        let addr = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+        table.failed(addr, t0 + Duration::from_secs(u64::from(i)));
+    }
+    assert_eq!(table.len(), 91);
+    assert!(!table.entries.contains_key(&IpAddr::from([10, 0, 0, 9])));
+    assert!(table.entries.contains_key(&IpAddr::from([10, 0, 0, 10])));
 }
 
 #[test]
