@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod config;
+pub mod net;
 pub mod signaling;
 pub mod turn;
 pub mod web;
