@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod headers;
+mod io;
 pub mod limits;
 pub mod per_address;
 pub mod server;
