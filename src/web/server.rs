@@ -21,7 +21,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,7 +29,7 @@ use tower::ServiceExt;
 
 use super::io::{Holding, Prefixed, WriteDeadline};
 use super::limits::{Backoff, ConnectionSlot, Settings, MAX_HTTP_BUFFER};
-use super::per_address::PerAddress;
+use super::per_address::{OverCap, PerAddress, REPORT_EVERY};
 
 /// A byte stream of any kind (TCP, TLS), boxed so the TURN server can take it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -53,46 +53,18 @@ pub async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut gate = Gate {
+        limit: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+        backoff: Backoff::default(),
+        full_reported: None,
+    };
     let per_address = PerAddress::new(settings.max_connections_per_address);
     let acceptor = tls.map(TlsAcceptor::from);
-    let mut backoff = Backoff::default();
-    loop {
-        // A full listener leaves new clients in the kernel's accept queue until a slot frees.
-        let permit = tokio::select! {
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!("web listener: accept failed ({err}); retrying in {delay:?}");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => continue,
-                        _ = shutdown.cancelled() => break,
-                    }
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        backoff.reset();
+    while let Some((permit, tcp, peer)) = gate.admit(&listener, &shutdown).await {
         let address = match per_address.acquire(peer.ip(), Instant::now()) {
             Ok(address) => address,
             Err(over) => {
-                if let Some(count) = over.report {
-                    tracing::warn!(
-                        %peer,
-                        "web listener: refused {count} connection(s) over \
-                         server.max_connections_per_address = {} (latest from {})",
-                        over.cap,
-                        over.key
-                    );
-                }
+                log_refusal(peer, &over);
                 // Closing at once: the client sees its connection accepted and then closed.
                 drop(tcp);
                 continue;
@@ -111,6 +83,65 @@ pub async fn serve(
         tasks.spawn(connection.run(tcp, slot));
     }
     tracing::debug!("HTTP listener stopped accepting");
+}
+
+/// The accept side: one slot of `max_connections` per accepted socket.
+struct Gate {
+    limit: Arc<Semaphore>,
+    backoff: Backoff,
+    full_reported: Option<Instant>,
+}
+
+impl Gate {
+    /// The next client with its slot, or None on shutdown. A full listener leaves new clients
+    /// in the kernel's accept queue until a slot frees; accept errors back off.
+    async fn admit(
+        &mut self,
+        listener: &TcpListener,
+        shutdown: &CancellationToken,
+    ) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+        if self.limit.available_permits() == 0 && due(&mut self.full_reported) {
+            tracing::warn!("web listener: all connections in use; new clients wait");
+        }
+        let permit = tokio::select! {
+            permit = Arc::clone(&self.limit).acquire_owned() => permit.ok()?,
+            _ = shutdown.cancelled() => return None,
+        };
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.cancelled() => return None,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    self.backoff.reset();
+                    return Some((permit, tcp, peer));
+                }
+                Err(err) => {
+                    // EMFILE and friends: retrying at once would spin on a full fd table.
+                    let delay = self.backoff.next_delay();
+                    tracing::warn!("web listener: accept failed ({err}); retrying in {delay:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_refusal(peer: SocketAddr, over: &OverCap) {
+    match over.report {
+        Some(count) => tracing::warn!(
+            %peer,
+            "web listener: refused {count} connection(s) over \
+             server.max_connections_per_address = {} (latest from {})",
+            over.cap,
+            over.key
+        ),
+        None => tracing::debug!(%peer, "web listener: refused, address over its cap"),
+    }
 }
 
 struct Connection {
@@ -212,6 +243,18 @@ impl Connection {
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn).await;
             }
+        }
+    }
+}
+
+/// True at most once per [`REPORT_EVERY`], so a full listener is logged, not flooded.
+fn due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    match last {
+        Some(at) if now.saturating_duration_since(*at) < REPORT_EVERY => false,
+        _ => {
+            *last = Some(now);
+            true
         }
     }
 }
