@@ -199,7 +199,8 @@ impl Connection {
     /// `first_request_by`; later ones within `keep_alive_idle` of the previous response
     /// (hyper's header read timeout, which restarts whenever the connection goes idle); and a
     /// response the client does not read for `keep_alive_idle` ends the connection. An
-    /// upgraded WebSocket keeps that write deadline (the relay's own limits are shorter).
+    /// upgraded WebSocket keeps that write deadline (the relay's pong timeout and bounded
+    /// outbound queue usually end a stuck client first).
     async fn serve_http<S: Io + 'static>(
         self,
         stream: S,
