@@ -34,9 +34,10 @@ fn start_server(dir: &std::path::Path, connections: usize) -> (Child, SocketAddr
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_address = {}\n\
              [signaling]\nmax_connections_per_ip = {}\nmax_connections = {}\nmessages_per_second = 100000\n\
              [turn]\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = [\"127.0.0.1:0\"]\n",
+            connections + 10,
             connections + 10,
             connections + 10
         ),

@@ -146,7 +146,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         routes,
         tls,
         divert,
-        config.signaling.max_connections,
+        web::limits::Settings::new(&config.server, config.signaling.max_connections),
         shutdown.clone(),
         tasks.clone(),
     ));

@@ -38,6 +38,11 @@ pub struct ServerConfig {
     pub extra_origins: Vec<String>,
     /// Seconds a shutdown waits for connections to close before exiting anyway.
     pub shutdown_grace_secs: u64,
+    /// Web listener limits (see `crate::web::limits`, where the defaults live).
+    pub max_connections_per_address: usize,
+    pub handshake_timeout_secs: u64,
+    pub request_header_timeout_secs: u64,
+    pub keep_alive_idle_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +52,10 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             extra_origins: Vec::new(),
             shutdown_grace_secs: 4,
+            max_connections_per_address: crate::web::limits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            handshake_timeout_secs: crate::web::limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+            request_header_timeout_secs: crate::web::limits::DEFAULT_REQUEST_HEADER_TIMEOUT_SECS,
+            keep_alive_idle_secs: crate::web::limits::DEFAULT_KEEP_ALIVE_IDLE_SECS,
         }
     }
 }
@@ -159,6 +168,7 @@ impl Config {
                 ));
             }
         }
+        crate::web::limits::validate(&self.server)?;
         self.signaling.validate()?;
         self.turn.validate()?;
         self.check_port_clashes()

@@ -6,10 +6,12 @@
 //! - [`signaling`] is the WebSocket relay: logins, presence, chat and call set-up messages;
 //! - [`turn`] is the embedded STUN/TURN server with the credentials it mints for logged-in users.
 //!
-//! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown.
+//! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown; [`net`]
+//! holds the address helpers the per-address limits share.
 
 pub mod app;
 pub mod config;
+pub mod net;
 pub mod signaling;
 pub mod turn;
 pub mod web;

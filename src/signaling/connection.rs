@@ -63,6 +63,8 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
+    // The web listener's slot: an upgraded socket keeps counting against its limits.
+    listener_slot: Option<axum::Extension<crate::web::limits::ConnectionSlot>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&headers, &shared.allowed_origins) {
@@ -90,6 +92,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| async move {
             run(socket, shared, room, peer).await;
             drop(slot);
+            drop(listener_slot);
             drop(token);
         })
 }

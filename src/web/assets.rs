@@ -1,8 +1,8 @@
 //! The web client, embedded into the binary so an install is one file.
 //!
 //! `/` is the lobby, `/r/<room>` another room; both serve the same page, which reads the room
-//! from its URL. Every response carries a strict Content-Security-Policy: the page runs only its
-//! own scripts, so text from other people can never become code.
+//! from its URL. The security headers (CSP and the rest) are set on every response by
+//! [`super::headers`], around the whole router.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,10 +14,6 @@ use rust_embed::RustEmbed;
 #[derive(RustEmbed)]
 #[folder = "static/"]
 struct Assets;
-
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   media-src 'self' blob: mediastream:; connect-src 'self'; \
-                   manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub fn router() -> Router {
     Router::new()
@@ -46,21 +42,5 @@ fn serve(path: &str) -> Response {
         headers.insert(header::CONTENT_TYPE, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        "permissions-policy",
-        HeaderValue::from_static("camera=(self), microphone=(self), display-capture=(self)"),
-    );
     response
 }

@@ -2,27 +2,34 @@
 //! connection to hyper (page and `/ws`) or, when its first byte after the handshake looks like
 //! STUN (0x00-0x3F; HTTP starts with a letter), to the TURN server. One open port (443) then
 //! serves networks that allow nothing else.
+//!
+//! It must stay up when one host misbehaves, so every connection holds a slot of
+//! `max_connections` and a share of its address's cap from accept until it closes (WebSocket
+//! and TURN streams included), and every phase before useful work has a deadline
+//! ([`super::limits`]). HTTP is HTTP/1.1 only: the ALPN list offers no "h2", and HTTP/2 by
+//! prior knowledge would bring streams and pings that none of these limits count.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-/// Slow or silent clients must not hold a connection slot for long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+use super::io::{Holding, Prefixed, WriteDeadline};
+use super::limits::{Backoff, ConnectionSlot, Settings, MAX_HTTP_BUFFER};
+use super::per_address::{OverCap, PerAddress, REPORT_EVERY};
 
 /// A byte stream of any kind (TCP, TLS), boxed so the TURN server can take it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -33,104 +40,196 @@ pub type BoxedIo = Box<dyn Io>;
 /// client's address and the local address it connected to.
 pub type Divert = Arc<dyn Fn(BoxedIo, SocketAddr, SocketAddr) + Send + Sync>;
 
-/// Accepts until `shutdown`, holding at most `max_connections` at once.
+/// How long in-flight HTTP requests get to finish on shutdown.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
+/// Accepts until `shutdown`, within the limits in `settings`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     divert: Option<Divert>,
-    max_connections: usize,
+    settings: Settings,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut gate = Gate {
+        limit: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+        backoff: Backoff::default(),
+        full_reported: None,
+    };
+    let per_address = PerAddress::new(settings.max_connections_per_address);
     let acceptor = tls.map(TlsAcceptor::from);
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
+    while let Some((permit, tcp, peer)) = gate.admit(&listener, &shutdown).await {
+        let address = match per_address.acquire(peer.ip(), Instant::now()) {
+            Ok(address) => address,
+            Err(over) => {
+                log_refusal(peer, &over);
+                // Closing at once: the client sees its connection accepted and then closed.
+                drop(tcp);
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let connection = Connection {
             router: router.clone(),
             acceptor: acceptor.clone(),
             divert: divert.clone(),
+            settings: settings.clone(),
             shutdown: shutdown.clone(),
             peer,
         };
-        tasks.spawn(async move {
-            connection.run(tcp).await;
-            drop(permit);
-        });
+        let slot = ConnectionSlot::new(permit, address);
+        tasks.spawn(connection.run(tcp, slot));
     }
     tracing::debug!("HTTP listener stopped accepting");
+}
+
+/// The accept side: one slot of `max_connections` per accepted socket.
+struct Gate {
+    limit: Arc<Semaphore>,
+    backoff: Backoff,
+    full_reported: Option<Instant>,
+}
+
+impl Gate {
+    /// The next client with its slot, or None on shutdown. A full listener leaves new clients
+    /// in the kernel's accept queue until a slot frees; accept errors back off.
+    async fn admit(
+        &mut self,
+        listener: &TcpListener,
+        shutdown: &CancellationToken,
+    ) -> Option<(OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+        if self.limit.available_permits() == 0 && due(&mut self.full_reported) {
+            tracing::warn!("web listener: all connections in use; new clients wait");
+        }
+        let permit = tokio::select! {
+            permit = Arc::clone(&self.limit).acquire_owned() => permit.ok()?,
+            _ = shutdown.cancelled() => return None,
+        };
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.cancelled() => return None,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    self.backoff.reset();
+                    return Some((permit, tcp, peer));
+                }
+                Err(err) => {
+                    // EMFILE and friends: retrying at once would spin on a full fd table.
+                    let delay = self.backoff.next_delay();
+                    tracing::warn!("web listener: accept failed ({err}); retrying in {delay:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_refusal(peer: SocketAddr, over: &OverCap) {
+    match over.report {
+        Some(count) => tracing::warn!(
+            %peer,
+            "web listener: refused {count} connection(s) over \
+             server.max_connections_per_address = {} (latest from {})",
+            over.cap,
+            over.key
+        ),
+        None => tracing::debug!(%peer, "web listener: refused, address over its cap"),
+    }
 }
 
 struct Connection {
     router: Router,
     acceptor: Option<TlsAcceptor>,
     divert: Option<Divert>,
+    settings: Settings,
     shutdown: CancellationToken,
     peer: SocketAddr,
 }
 
 impl Connection {
-    async fn run(self, tcp: TcpStream) {
+    async fn run(self, tcp: TcpStream, slot: ConnectionSlot) {
         // Without its local address the socket is already broken; nothing to serve.
         let Ok(local) = tcp.local_addr() else { return };
         let Some(acceptor) = self.acceptor.clone() else {
-            return self.serve_http(tcp).await;
+            let deadline = Instant::now() + self.settings.request_header_timeout;
+            return self.serve_http(tcp, slot, deadline).await;
         };
-        let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => {
-                return tracing::debug!(peer = %self.peer, "TLS handshake failed: {err}")
-            }
-            Err(_) => return tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
+        let peer = self.peer;
+        let handshake = self.settings.handshake_timeout;
+        let mut tls = match self.within(handshake, acceptor.accept(tcp)).await {
+            Some(Ok(tls)) => tls,
+            Some(Err(err)) => return tracing::debug!(%peer, "TLS handshake failed: {err}"),
+            None => return tracing::debug!(%peer, "TLS handshake not done within {handshake:?}"),
         };
+        let deadline = Instant::now() + self.settings.request_header_timeout;
         let mut first = [0u8; 1];
-        match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.read(&mut first)).await {
-            Ok(Ok(1)) => {}
-            _ => return,
+        match self
+            .within(self.settings.request_header_timeout, tls.read(&mut first))
+            .await
+        {
+            Some(Ok(1)) => {}
+            Some(_) => return,
+            None => return tracing::debug!(%peer, "no first byte within the header deadline"),
         }
-        let stream = Prefixed {
-            first: Some(first[0]),
-            inner: tls,
-        };
+        let stream = Prefixed::new(first[0], tls);
         match (&self.divert, first[0]) {
-            (Some(divert), 0x00..=0x3f) => divert(Box::new(stream), self.peer, local),
-            _ => self.serve_http(stream).await,
+            (Some(divert), 0x00..=0x3f) => {
+                divert(Box::new(Holding::new(stream, slot)), peer, local)
+            }
+            _ => self.serve_http(stream, slot, deadline).await,
         }
     }
 
-    async fn serve_http<S: Io + 'static>(self, stream: S) {
+    /// `future`, unless `limit` passes or the server shuts down first.
+    async fn within<F: Future>(&self, limit: Duration, future: F) -> Option<F::Output> {
+        tokio::select! {
+            output = tokio::time::timeout(limit, future) => output.ok(),
+            _ = self.shutdown.cancelled() => None,
+        }
+    }
+
+    /// HTTP/1.1 with upgrades. The first complete request header must arrive by
+    /// `first_request_by`; later ones within `keep_alive_idle` of the previous response
+    /// (hyper's header read timeout, which restarts whenever the connection goes idle); and a
+    /// response the client does not read for `keep_alive_idle` ends the connection. An
+    /// upgraded WebSocket keeps that write deadline (the relay's pong timeout and bounded
+    /// outbound queue usually end a stuck client first).
+    async fn serve_http<S: Io + 'static>(
+        self,
+        stream: S,
+        slot: ConnectionSlot,
+        first_request_by: Instant,
+    ) {
         let peer = self.peer;
         let router = self.router;
+        let tls = self.acceptor.is_some();
+        let seen = Arc::new(AtomicBool::new(false));
+        let seen_by_service = Arc::clone(&seen);
         let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            seen_by_service.store(true, Ordering::Relaxed);
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req)
+            req.extensions_mut().insert(slot.clone());
+            let router = router.clone();
+            async move {
+                let Ok(mut response) = router.oneshot(req).await;
+                super::headers::apply(response.headers_mut(), tls);
+                Ok::<_, Infallible>(response)
+            }
         });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let idle = self.settings.keep_alive_idle;
+        let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            .header_read_timeout(idle)
+            .max_buf_size(MAX_HTTP_BUFFER)
+            .serve_connection(TokioIo::new(WriteDeadline::new(stream, idle)), service)
+            .with_upgrades();
         tokio::pin!(conn);
         tokio::select! {
             result = conn.as_mut() => {
@@ -138,49 +237,33 @@ impl Connection {
                     tracing::debug!(%peer, "HTTP connection ended: {err}");
                 }
             }
+            _ = first_request_missed(&seen, first_request_by) => {
+                tracing::debug!(%peer, "no complete request header in time; closing");
+            }
             _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn).await;
             }
         }
     }
 }
 
-/// A stream with one already-read byte put back in front.
-struct Prefixed<S> {
-    first: Option<u8>,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if let Some(byte) = self.first {
-            if buf.remaining() > 0 {
-                buf.put_slice(&[byte]);
-                self.first = None;
-                return Poll::Ready(Ok(()));
-            }
+/// True at most once per [`REPORT_EVERY`], so a full listener is logged, not flooded.
+fn due(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    match last {
+        Some(at) if now.saturating_duration_since(*at) < REPORT_EVERY => false,
+        _ => {
+            *last = Some(now);
+            true
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+/// Resolves at `deadline` if no request has reached the service by then; never otherwise.
+async fn first_request_missed(seen: &AtomicBool, deadline: Instant) {
+    tokio::time::sleep_until(deadline.into()).await;
+    if seen.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
     }
 }

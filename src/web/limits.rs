@@ -1,0 +1,156 @@
+//! Every limit of the web listener in one place: how many connections it holds, how many one
+//! client address may hold, and how long a connection may take over each phase before it does
+//! useful work. Without them, a few sockets that connect and say nothing (or stop after one
+//! byte) would hold the listener's slots forever and take the page down for everyone.
+//!
+//! The defaults are the `DEFAULT_*` constants below; `[server]` in config.toml can change them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::per_address::AddressGuard;
+use crate::config::{ConfigError, ServerConfig};
+
+/// Connections one client address (IPv6: one /64) may hold on the listener, counted before TLS.
+/// Room for the signaling relay's own per-address WebSocket cap (20 by default), a browser's
+/// six parallel page loads and a few TURN-over-443 streams, and a handful of people sharing
+/// one NAT address; still a small share of the listener's total.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
+/// From TCP accept to a finished TLS handshake (a handshake takes a few round trips).
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+/// From the end of the handshake (plain HTTP: from accept) to the first complete request
+/// header (or, after TLS, the first byte of a TURN stream).
+pub const DEFAULT_REQUEST_HEADER_TIMEOUT_SECS: u64 = 10;
+/// A keep-alive HTTP connection waiting for its next request, or for that request's headers.
+pub const DEFAULT_KEEP_ALIVE_IDLE_SECS: u64 = 60;
+/// Read buffer per HTTP connection; a request head larger than this is refused.
+pub const MAX_HTTP_BUFFER: usize = 64 * 1024;
+
+/// What [`super::server::serve`] enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Connections held at once, WebSockets and TURN-over-TLS streams included; more wait in
+    /// the kernel's accept queue.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub handshake_timeout: Duration,
+    pub request_header_timeout: Duration,
+    pub keep_alive_idle: Duration,
+}
+
+impl Settings {
+    /// The `[server]` limits, with the listener's total cap (today `signaling.max_connections`).
+    pub fn new(server: &ServerConfig, max_connections: usize) -> Settings {
+        Settings {
+            max_connections: max_connections.max(1),
+            max_connections_per_address: server.max_connections_per_address.max(1),
+            handshake_timeout: Duration::from_secs(server.handshake_timeout_secs),
+            request_header_timeout: Duration::from_secs(server.request_header_timeout_secs),
+            keep_alive_idle: Duration::from_secs(server.keep_alive_idle_secs),
+        }
+    }
+}
+
+/// The `[server]` limit keys must be at least 1 (0 would refuse or cut off everyone).
+pub fn validate(server: &ServerConfig) -> Result<(), ConfigError> {
+    let keys = [
+        (
+            "server.max_connections_per_address",
+            server.max_connections_per_address as u64,
+        ),
+        (
+            "server.handshake_timeout_secs",
+            server.handshake_timeout_secs,
+        ),
+        (
+            "server.request_header_timeout_secs",
+            server.request_header_timeout_secs,
+        ),
+        ("server.keep_alive_idle_secs", server.keep_alive_idle_secs),
+    ];
+    match keys.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => Err(ConfigError::invalid(*key, "must be at least 1")),
+        None => Ok(()),
+    }
+}
+
+/// One connection's hold on the listener: a slot of `max_connections` and its address's share.
+/// Cloned into every request's extensions, so a handler that outlives the HTTP connection (an
+/// upgraded WebSocket) keeps holding it until it drops its clone.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot {
+    _held: Arc<Held>,
+}
+
+/// Held only to be dropped: the fields release themselves.
+#[derive(Debug)]
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    _address: AddressGuard,
+}
+
+impl ConnectionSlot {
+    pub fn new(permit: OwnedSemaphorePermit, address: AddressGuard) -> ConnectionSlot {
+        ConnectionSlot {
+            _held: Arc::new(Held {
+                _permit: permit,
+                _address: address,
+            }),
+        }
+    }
+}
+
+/// Delay after a failed `accept` (EMFILE, ENFILE, ENOBUFS...): doubling from 10 ms up to 1 s,
+/// back to the start after an accept succeeds. Retrying at once would spin on a full fd table.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = Self::FIRST.saturating_mul(1 << self.failures.min(10));
+        self.failures = self.failures.saturating_add(1);
+        delay.min(Self::MAX)
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backoff_doubles_up_to_a_second_and_resets() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<_> = (0..9).map(|_| backoff.next_delay()).collect();
+        assert_eq!(delays[0], Duration::from_millis(10));
+        assert_eq!(delays[1], Duration::from_millis(20));
+        assert_eq!(delays[7], Duration::from_secs(1));
+        assert_eq!(delays[8], Duration::from_secs(1));
+        for _ in 0..100 {
+            assert!(backoff.next_delay() <= Duration::from_secs(1));
+        }
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_with_the_key_named() {
+        let server = ServerConfig {
+            handshake_timeout_secs: 0,
+            ..ServerConfig::default()
+        };
+        let err = validate(&server).expect_err("zero");
+        assert!(err.to_string().contains("server.handshake_timeout_secs"));
+        assert!(validate(&ServerConfig::default()).is_ok());
+    }
+}
