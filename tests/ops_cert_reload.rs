@@ -147,7 +147,7 @@ async fn replaced_pem_files_reach_every_tls_listener_and_open_wss_stays() {
     .expect("config");
     let running = callbox::app::start(config).await.expect("start");
     let turn_tls = running.turn.as_ref().expect("turn").tls_addrs()[0];
-    let mut ann = wss(running.http_addr, &[first.clone()]).await;
+    let mut ann = wss(running.http_addr, std::slice::from_ref(&first)).await;
     login(&mut ann, "ann").await;
     let second = write_cert(dir.path());
     let roots = [first, second.clone()];
