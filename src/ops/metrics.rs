@@ -182,6 +182,22 @@ pub fn render(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn readyz_answers_503_once_shutdown_began() {
+        let shutdown = CancellationToken::new();
+        let request = || axum::http::Request::get("/readyz").body(axum::body::Body::empty());
+        let router = readyz_router(shutdown.clone());
+        let ok = router.clone().oneshot(request().expect("request")).await;
+        assert_eq!(ok.expect("response").status(), StatusCode::OK);
+        shutdown.cancel();
+        let stopping = router.oneshot(request().expect("request")).await;
+        assert_eq!(
+            stopping.expect("response").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 
     #[test]
     fn every_sample_line_is_name_labels_value() {
