@@ -3,7 +3,8 @@
 //! `start` loads certificates, binds every socket, and spawns the web listener (which carries the
 //! signaling routes and hands TURN-over-TLS streams to the TURN server). Shutdown is one
 //! [`CancellationToken`] that every task watches, and one [`TaskTracker`] that says when they
-//! have all finished, as in tokio's mini-redis.
+//! have all finished, as in tokio's mini-redis. What an operator adds around that (systemd,
+//! reloads, metrics) is in [`crate::ops`]; this file only plugs it in.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::signaling::{self, IceGrant, IceServerSource, SignalingContext};
+use crate::ops::certs::CertStore;
+use crate::ops::stats::Sources;
+use crate::signaling::SignalingContext;
+use crate::signaling::{self, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
@@ -42,6 +46,14 @@ pub struct Running {
     /// The URL to open, as printed at start.
     pub url: String,
     pub turn: Option<Arc<TurnServer>>,
+    /// Where `/metrics` is served, if `[metrics] listen` is set and could be bound.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The certificate every TLS listener presents (with `[tls]`).
+    pub certs: Option<Arc<CertStore>>,
+    /// The figures behind STATUS= and `/metrics`.
+    pub sources: Arc<Sources>,
+    /// Presence and routing, for config reloads.
+    pub switchboard: Arc<LocalSwitchboard>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     grace: Duration,
@@ -87,6 +99,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )?),
         false => None,
     };
+    let certs = tls.as_ref().map(|t| Arc::clone(&t.certs));
+    let tls = tls.map(|t| t.config);
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| StartError::BindHttp {
@@ -124,14 +138,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(turn) => Arc::new(TurnIce(Arc::clone(turn))),
         None => Arc::new(NoIce),
     };
-    let routes = web::assets::router().merge(signaling::router(SignalingContext {
+    let switchboard = Arc::new(LocalSwitchboard::new(HubConfig::new(
+        &config.signaling,
+        &config.rooms,
+    )));
+    let signaling_ctx = SignalingContext {
         config: config.signaling.clone(),
         rooms: config.rooms.clone(),
         allowed_origins: allowed_origins(&config, http_addr),
         ice,
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
-    }));
+    };
+    let routes = web::assets::router()
+        .merge(crate::ops::metrics::readyz_router(shutdown.clone()))
+        .merge(signaling::router_with(signaling_ctx, switchboard.clone()));
     let divert: Option<web::server::Divert> = match (&turn, turn_on_https) {
         (Some(turn), true) => {
             let turn = Arc::clone(turn);
@@ -150,38 +171,39 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown.clone(),
         tasks.clone(),
     ));
+    let sources = Arc::new(Sources {
+        switchboard: Arc::clone(&switchboard),
+        turn: turn.clone(),
+        certs: certs.clone(),
+    });
+    let metrics_addr = crate::ops::serve::metrics(&config, &sources, &shutdown, &tasks).await?;
+    if let Some(certs) = &certs {
+        tasks.spawn(crate::ops::certs::watch(
+            Arc::clone(certs),
+            shutdown.clone(),
+        ));
+    }
     Ok(Running {
         http_addr,
         url,
         turn,
+        metrics_addr,
+        certs,
+        sources,
+        switchboard,
         shutdown,
         tasks,
         grace: Duration::from_secs(config.server.shutdown_grace_secs),
     })
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
-pub async fn run_until_signal(config: Config) -> Result<(), StartError> {
-    // Handlers first: a SIGTERM that arrives between the banner and their installation would
-    // otherwise kill the process with the default action instead of a graceful stop.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(StartError::Signal)?;
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(StartError::Signal)?;
-    let running = start(config).await?;
-    tracing::info!("callbox is running: open {}", running.url);
-    println!("callbox is running: open {}", running.url);
-    let token = running.shutdown_token();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
-            _ = token.cancelled() => {}
-        }
-        token.cancel();
-    });
-    running.stopped().await;
-    Ok(())
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads `config_path`
+/// (see [`crate::ops::serve::run`]).
+pub async fn run_until_signal(
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+) -> Result<(), StartError> {
+    crate::ops::serve::run(config, config_path).await
 }
 
 /// Logs for journald: no colours, no timestamps of our own when journald adds them.

@@ -25,6 +25,7 @@ pub struct Config {
     /// `signaling.access_code`).
     pub rooms: Vec<RoomConfig>,
     pub turn: TurnConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +72,37 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Generate a self-signed certificate for `server.public_host` at start (labs and tests).
     pub self_signed: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus listener (`/metrics`); "" turns it off. Keep it on loopback or
+    /// a private address: the figures are not for the public.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9464".to_string(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The address to listen on, `None` when turned off.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.listen.trim() {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| {
+                ConfigError::invalid(
+                    "metrics.listen",
+                    format!("{text:?} is not an address like \"127.0.0.1:9464\" (or \"\" for off)"),
+                )
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +210,7 @@ impl Config {
     /// after other sockets are already open; catch it here with the keys named.
     fn check_port_clashes(&self) -> Result<(), ConfigError> {
         let mut tcp: Vec<(&str, SocketAddr)> = vec![("server.listen", self.server.listen)];
+        tcp.extend(self.metrics.listen_addr()?.map(|a| ("metrics.listen", a)));
         let mut udp: Vec<(&str, SocketAddr)> = Vec::new();
         if self.turn.enabled {
             udp.extend(self.turn.listen_udp.iter().map(|a| ("turn.listen_udp", *a)));
@@ -280,6 +313,16 @@ mod tests {
             "0.0.0.0:3478".parse().unwrap(),
             "[::1]:3478".parse().unwrap()
         ));
+    }
+
+    #[test]
+    fn metrics_listen_is_checked_and_empty_turns_it_off() {
+        let off = Config::parse("[metrics]\nlisten = \"\"\n").expect("off");
+        assert_eq!(off.metrics.listen_addr().expect("valid"), None);
+        let err = Config::parse("[metrics]\nlisten = \"9464\"\n").unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
+        let err = Config::parse("[metrics]\nlisten = \"127.0.0.1:8080\"\n").unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"), "{err}");
     }
 
     #[test]

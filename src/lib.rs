@@ -6,12 +6,15 @@
 //! - [`signaling`] is the WebSocket relay: logins, presence, chat and call set-up messages;
 //! - [`turn`] is the embedded STUN/TURN server with the credentials it mints for logged-in users.
 //!
-//! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown; [`net`]
-//! holds the address helpers the per-address limits share.
+//! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown;
+//! [`ops`] is what an operator needs on a server (systemd, reloads, metrics), fed by the
+//! [`counters`] the jobs bump; [`net`] holds the address helpers the per-address limits share.
 
 pub mod app;
 pub mod config;
+pub mod counters;
 pub mod net;
+pub mod ops;
 pub mod signaling;
 pub mod turn;
 pub mod web;

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(callbox::app::run_until_signal(config)) {
+    match runtime.block_on(callbox::app::run_until_signal(config, cli.config.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("callbox: {err}");

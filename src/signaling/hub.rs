@@ -96,6 +96,15 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>())
 }
 
+/// What [`Hub::stats`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    pub connections: usize,
+    pub users: usize,
+    pub rooms: usize,
+    pub calls: usize,
+}
+
 /// All rooms of one process.
 pub struct Hub {
     config: HubConfig,
@@ -110,6 +119,11 @@ impl Hub {
             conns: HashMap::new(),
             rooms: HashMap::new(),
         }
+    }
+
+    /// New access codes and chat limit (a config reload); logged-in users stay logged in.
+    pub fn set_config(&mut self, config: HubConfig) {
+        self.config = config;
     }
 
     /// A new connection in `room` (already validated); it is told its id.
@@ -354,6 +368,25 @@ impl Hub {
 
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Gauges for operators: connections, logged-in users, rooms with users, calls (two users
+    /// who each name the other as their call partner).
+    pub fn stats(&self) -> HubStats {
+        let mut stats = HubStats {
+            connections: self.conns.len(),
+            rooms: self.rooms.len(),
+            ..HubStats::default()
+        };
+        for room in self.rooms.values() {
+            stats.users += room.users.len();
+            let paired = room.users.iter().filter(|(key, user)| {
+                let partner = user.peer.as_ref().and_then(|p| room.users.get(p));
+                partner.is_some_and(|p| p.peer.as_deref() == Some(key.as_str()))
+            });
+            stats.calls += paired.count() / 2;
+        }
+        stats
     }
 }
 

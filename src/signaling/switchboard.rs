@@ -62,6 +62,24 @@ impl LocalSwitchboard {
         }
     }
 
+    /// Presence gauges. Takes the lock every message takes, so a caller also learns that the
+    /// hub is not stuck (the systemd watchdog relies on that).
+    pub fn stats(&self) -> super::hub::HubStats {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.hub.stats()
+    }
+
+    /// Applies new access codes and chat limit to the next logins and messages.
+    pub fn set_config(&self, config: HubConfig) {
+        self.with_state(|hub| {
+            hub.set_config(config);
+            Vec::new()
+        });
+    }
+
     /// The hub operation and its deliveries happen under one lock, so every recipient sees
     /// events in the same order.
     fn with_state(&self, op: impl FnOnce(&mut Hub) -> Vec<Delivery>) {

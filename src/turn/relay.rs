@@ -227,6 +227,7 @@ impl Conn for RelayConn {
             };
             if self.within_budget(&self.in_bucket, n) {
                 self.from_peer.fetch_add(n as u64, Ordering::Relaxed);
+                crate::counters::RELAYED.from_peer(n);
                 return Ok((n, self.as_advertised(from)));
             }
         }
@@ -243,6 +244,7 @@ impl Conn for RelayConn {
         }
         let n = self.socket.send_to(buf, self.as_bound(target)).await?;
         self.to_peer.fetch_add(n as u64, Ordering::Relaxed);
+        crate::counters::RELAYED.to_peer(n);
         Ok(n)
     }
 

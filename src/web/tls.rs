@@ -2,6 +2,7 @@
 //!
 //! One rustls config serves HTTPS and TURN over TLS (on 443 and on `turn.listen_tls`), so the
 //! ALPN list names both: a client that offers only `stun.turn` must still get a handshake.
+//! Its certificate comes from one shared [`CertStore`], which reloads certbot's files live.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsConfig;
+use crate::ops::certs::CertStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -54,27 +56,41 @@ pub fn load_pem_files(
     Ok((chain, key_der))
 }
 
-/// The server-side TLS config for `[tls]`.
-pub fn server_config(
-    tls: &TlsConfig,
-    public_host: &str,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (chain, key) = match (&tls.cert, &tls.key, tls.self_signed) {
-        (_, _, true) => self_signed(public_host)?,
-        (Some(cert), Some(key), false) => load_pem_files(cert, key)?,
+/// The server-side TLS config for `[tls]`, and the certificate store inside it.
+pub struct TlsSetup {
+    /// Shared by every TLS listener (HTTPS and TURN over TLS).
+    pub config: Arc<rustls::ServerConfig>,
+    pub certs: Arc<CertStore>,
+}
+
+/// Builds the TLS config for `[tls]`: certbot's PEM files (reloadable) or a self-signed one.
+pub fn server_config(tls: &TlsConfig, public_host: &str) -> Result<TlsSetup, TlsError> {
+    let certs = match (&tls.cert, &tls.key, tls.self_signed) {
+        (_, _, true) => {
+            let (chain, key) = self_signed(public_host)?;
+            CertStore::new(chain, key, None)?
+        }
+        (Some(cert), Some(key), false) => {
+            let (chain, der) = load_pem_files(cert, key)?;
+            CertStore::new(chain, der, Some((cert.clone(), key.clone())))?
+        }
         _ => {
             return Err(TlsError::SelfSigned(
                 "tls.cert and tls.key are required unless tls.self_signed = true".into(),
             ))
         }
     };
+    let certs = Arc::new(certs);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::clone(&certs) as Arc<dyn rustls::server::ResolvesServerCert>);
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"stun.turn".to_vec()];
-    Ok(Arc::new(config))
+    Ok(TlsSetup {
+        config: Arc::new(config),
+        certs,
+    })
 }
 
 /// A certificate for the public host (and the loopback names), valid for a lab or a test.
