@@ -6,15 +6,19 @@
 //! The guard sits in front of one client transport (a UDP source address or a TCP/TLS
 //! connection): it verifies MESSAGE-INTEGRITY itself against every acceptable key (several
 //! secrets may be valid, the crate's `AuthHandler` can return only one), refuses bad peers
-//! with 403, over-quota Allocates with 486/508, bad credentials with 401, and lets only a
-//! rate-limited trickle of unauthenticated requests through. Plain state, no sockets.
+//! with 403, over-quota Allocates with 486/508, bad or logged-out credentials with 401, and
+//! lets only a rate-limited trickle of unauthenticated requests through. Requests on an
+//! existing allocation are checked against the key it was made with, so the allocation
+//! outlives its credentials (see `allocs.rs`). Plain state, no sockets.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
+use stun::attributes::{
+    ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_RELAYED_ADDRESS,
+};
 use stun::integrity::MessageIntegrity;
 use stun::message::{
     Message, Method, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE,
@@ -22,8 +26,10 @@ use stun::message::{
     METHOD_SEND,
 };
 
+use super::allocs::TransportAllocs;
 use super::credentials::{user_of, Credentials};
 use super::limiter::{Bucket, Limiter};
+use super::logins::LiveLogins;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
 use super::wire;
@@ -31,6 +37,8 @@ use super::wire;
 /// State shared by every client transport of one server.
 pub struct Shared {
     pub creds: Credentials,
+    /// Logins whose REST credentials may still make new allocations.
+    pub logins: Mutex<LiveLogins>,
     pub policy: Arc<PeerPolicy>,
     pub quotas: Mutex<Quotas>,
     pub limiter: Mutex<Limiter>,
@@ -55,13 +63,6 @@ pub enum Verdict {
     Drop,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Alloc {
-    None,
-    Pending { txn: [u8; 12], user: String },
-    Active { user: String },
-}
-
 /// The crate honours a nonce for an hour after issuing it. The guard remembers every nonce
 /// the crate issued on this transport for a little longer, so that any nonce the crate would
 /// still accept is one the guard checks credentials, quotas and peers for. (How many there
@@ -81,7 +82,7 @@ pub struct Guard {
     nonces: VecDeque<(String, Instant)>,
     budget: Bucket,
     unauth_passed: u32,
-    alloc: Alloc,
+    allocs: TransportAllocs,
     authenticated: bool,
     auth: AuthCell,
 }
@@ -94,14 +95,14 @@ impl Guard {
             nonces: VecDeque::new(),
             budget: Bucket::full(UNAUTH_BURST, now),
             unauth_passed: 0,
-            alloc: Alloc::None,
+            allocs: TransportAllocs::default(),
             authenticated: false,
             auth,
         }
     }
 
     pub fn has_allocation(&self) -> bool {
-        self.alloc != Alloc::None
+        !self.allocs.is_empty()
     }
 
     /// Has this transport ever sent a request with valid credentials?
@@ -153,7 +154,11 @@ impl Guard {
         ) else {
             return reply(wire::error_response(&m, method, 400, "Bad Request", None));
         };
-        let Some(key) = self.verify(&m, &username, &realm, now_unix) else {
+        let key = match method {
+            METHOD_ALLOCATE => None,
+            _ => self.allocation_key(&m, &username),
+        };
+        let Some(key) = key.or_else(|| self.verify(&m, &username, &realm, now_unix)) else {
             Counters::bump(&self.shared.counters.refused_401);
             return reply(wire::unauthorized(&m, self.shared.creds.realm(), &nonce));
         };
@@ -162,7 +167,7 @@ impl Guard {
             *cell = Some((username.clone(), key.clone()));
         }
         match method {
-            METHOD_ALLOCATE => self.allocate(&m, user_of(&username), &key),
+            METHOD_ALLOCATE => self.allocate(&m, &username, &key),
             METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => self.peers(&m, method, &key),
             _ => Verdict::Pass,
         }
@@ -184,27 +189,31 @@ impl Guard {
         if m.typ.method != METHOD_ALLOCATE {
             return;
         }
-        let Alloc::Pending { txn, user } = &self.alloc else {
-            return;
-        };
-        if *txn != m.transaction_id.0 {
-            return;
-        }
-        if m.typ.class == CLASS_SUCCESS_RESPONSE {
-            self.alloc = Alloc::Active { user: user.clone() };
-        } else if m.typ.class == CLASS_ERROR_RESPONSE {
-            self.release();
+        let success = m.typ.class == CLASS_SUCCESS_RESPONSE;
+        let relay = success.then(|| relayed_address(&m)).flatten();
+        if let Some(slot) = self.allocs.answered(m.transaction_id.0, success, relay) {
+            self.give_back(slot);
         }
     }
 
-    /// The allocation ended (or the transport did): give its quota slot back.
+    /// The crate closed the allocation at `relay` (its `alloc_close_notify`): it has left the
+    /// crate's table, so its quota slot is given back now, not on the Refresh(0) that asked.
+    pub fn closed(&mut self, relay: SocketAddr) {
+        if let Some(slot) = self.allocs.closed(relay) {
+            self.give_back(slot);
+        }
+    }
+
+    /// The transport ended (and with it the crate server): give every quota slot back.
     pub fn release(&mut self) {
-        let user = match std::mem::replace(&mut self.alloc, Alloc::None) {
-            Alloc::None => return,
-            Alloc::Pending { user, .. } | Alloc::Active { user } => user,
-        };
+        for slot in self.allocs.drain() {
+            self.give_back(slot);
+        }
+    }
+
+    fn give_back(&self, slot: super::quota::Slot) {
         if let Ok(mut quotas) = self.shared.quotas.lock() {
-            quotas.release(&user);
+            quotas.release(slot);
         }
     }
 
@@ -239,25 +248,40 @@ impl Guard {
         }
     }
 
-    /// The key that makes this message's MESSAGE-INTEGRITY valid, if any.
+    /// The key that makes this message's MESSAGE-INTEGRITY valid, if any, among the keys of
+    /// unexpired credentials of a live login (or a static user).
     fn verify(&self, m: &Message, username: &str, realm: &str, now_unix: u64) -> Option<Vec<u8>> {
         let keys = self
             .shared
             .creds
-            .candidate_keys(username, realm, now_unix)
+            .candidate_keys(username, realm, now_unix, |login| {
+                self.shared.logins.lock().is_ok_and(|l| l.is_live(login))
+            })
             .ok()?;
-        keys.into_iter().find(|key| {
-            let mut copy = Message::new();
-            copy.raw = m.raw.clone();
-            copy.decode().is_ok() && MessageIntegrity(key.clone()).check(&mut copy).is_ok()
-        })
+        keys.into_iter().find(|key| integrity_ok(m, key))
     }
 
-    fn allocate(&mut self, m: &Message, user: &str, key: &[u8]) -> Verdict {
-        if self.alloc != Alloc::None {
-            // A retransmission or a second Allocate on this 5-tuple: the crate answers
-            // (success is not repeated; 437 for a real second one).
+    /// The key of this transport's allocation made by `username`, if it signs `m`: an
+    /// allocation keeps working after its credentials expire or its login ends.
+    fn allocation_key(&self, m: &Message, username: &str) -> Option<Vec<u8>> {
+        let key = self.allocs.key_of(username)?;
+        integrity_ok(m, key).then(|| key.to_vec())
+    }
+
+    fn allocate(&mut self, m: &Message, username: &str, key: &[u8]) -> Verdict {
+        let txn = m.transaction_id.0;
+        if self.allocs.has_txn(&txn) {
+            // A retransmission: the crate answers it (its slot is already held).
             return Verdict::Pass;
+        }
+        if self.allocs.is_full() {
+            return reply(wire::error_response(
+                m,
+                METHOD_ALLOCATE,
+                437,
+                "Allocation Mismatch",
+                Some(key),
+            ));
         }
         let family_ok = match wire::requested_ipv4(m) {
             Some(true) => self.shared.relay_v4,
@@ -275,15 +299,14 @@ impl Guard {
             ));
         }
         let reserved = match self.shared.quotas.lock() {
-            Ok(mut quotas) => quotas.reserve(user),
+            Ok(mut quotas) => quotas.reserve(user_of(username), self.client.ip()),
             Err(_) => Err(super::quota::QuotaRefusal::Total),
         };
         match reserved {
-            Ok(()) => {
-                self.alloc = Alloc::Pending {
-                    txn: m.transaction_id.0,
-                    user: user.to_string(),
-                };
+            Ok(slot) => {
+                // Even while an older allocation of this transport is still counted (its close
+                // notification not yet handled), the new one takes its own slot.
+                self.allocs.pending(txn, slot, username, key);
                 Verdict::Pass
             }
             Err(refusal) => {
@@ -340,6 +363,20 @@ impl Guard {
     }
 }
 
+fn integrity_ok(m: &Message, key: &[u8]) -> bool {
+    let mut copy = Message::new();
+    copy.raw = m.raw.clone();
+    copy.decode().is_ok() && MessageIntegrity(key.to_vec()).check(&mut copy).is_ok()
+}
+
+/// XOR-RELAYED-ADDRESS of an Allocate success response: the address the crate will name when
+/// it reports the allocation closed.
+fn relayed_address(m: &Message) -> Option<SocketAddr> {
+    let mut addr = stun::xoraddr::XorMappedAddress::default();
+    addr.get_from_as(m, ATTR_XOR_RELAYED_ADDRESS).ok()?;
+    Some(SocketAddr::new(addr.ip, addr.port))
+}
+
 fn reply(bytes: Option<Vec<u8>>) -> Verdict {
     match bytes {
         Some(bytes) => Verdict::Reply(bytes),
@@ -350,3 +387,7 @@ fn reply(bytes: Option<Vec<u8>>) -> Verdict {
 #[cfg(test)]
 #[path = "guard_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "guard_identity_tests.rs"]
+mod identity_tests;

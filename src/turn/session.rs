@@ -147,8 +147,8 @@ impl Watch {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                Some(_) = self.close_rx.recv() => {
-                    if let Ok(mut g) = self.guard.lock() { g.release(); }
+                Some(info) = self.close_rx.recv() => {
+                    if let Ok(mut g) = self.guard.lock() { g.closed(info.relay_addr); }
                 }
                 _ = self.ended.cancelled() => break,
                 _ = self.shutdown.cancelled() => break,
