@@ -186,10 +186,14 @@ impl Guard {
                 self.nonces.push_back((nonce, now));
             }
         }
+        let success = m.typ.class == CLASS_SUCCESS_RESPONSE;
+        if m.typ.method == METHOD_REFRESH && success && lifetime_of(&m) == Some(0) {
+            // Gone from the crate's table; the slot waits for the relay socket's drop.
+            self.allocs.closing(None);
+        }
         if m.typ.method != METHOD_ALLOCATE {
             return;
         }
-        let success = m.typ.class == CLASS_SUCCESS_RESPONSE;
         let relay = success.then(|| relayed_address(&m)).flatten();
         if let Some(slot) = self.allocs.answered(m.transaction_id.0, success, relay) {
             self.give_back(slot);
@@ -197,16 +201,22 @@ impl Guard {
     }
 
     /// The crate closed the allocation at `relay` (its `alloc_close_notify`): it has left the
-    /// crate's table, so its quota slot is given back now, not on the Refresh(0) that asked.
+    /// crate's table, but its packet loop may still be running (see `allocs.rs`).
     pub fn closed(&mut self, relay: SocketAddr) {
-        if let Some(slot) = self.allocs.closed(relay) {
+        self.allocs.closing(Some(relay));
+    }
+
+    /// The relay socket at `relay` was dropped: the allocation is gone for good, so its quota
+    /// slot is given back (never on the Refresh(0) that asked for it).
+    pub fn relay_dropped(&mut self, relay: SocketAddr) {
+        if let Some(slot) = self.allocs.dropped(relay) {
             self.give_back(slot);
         }
     }
 
-    /// The transport ended (and with it the crate server): give every quota slot back.
+    /// The transport ended (and with it the crate server): give the quota slot back.
     pub fn release(&mut self) {
-        for slot in self.allocs.drain() {
+        if let Some(slot) = self.allocs.drain() {
             self.give_back(slot);
         }
     }
@@ -274,7 +284,9 @@ impl Guard {
             // A retransmission: the crate answers it (its slot is already held).
             return Verdict::Pass;
         }
-        if self.allocs.is_full() {
+        if !self.allocs.is_empty() {
+            // One allocation per 5-tuple, as the crate has it; one still closing counts too (see
+            // allocs.rs). Answered before the quota check, so it is not a quota problem.
             return reply(wire::error_response(
                 m,
                 METHOD_ALLOCATE,
@@ -304,9 +316,9 @@ impl Guard {
         };
         match reserved {
             Ok(slot) => {
-                // Even while an older allocation of this transport is still counted (its close
-                // notification not yet handled), the new one takes its own slot.
-                self.allocs.pending(txn, slot, username, key);
+                if let Some(old) = self.allocs.pending(txn, slot, username, key) {
+                    self.give_back(old); // unreachable: the transport had no allocation
+                }
                 Verdict::Pass
             }
             Err(refusal) => {
@@ -367,6 +379,13 @@ fn integrity_ok(m: &Message, key: &[u8]) -> bool {
     let mut copy = Message::new();
     copy.raw = m.raw.clone();
     copy.decode().is_ok() && MessageIntegrity(key.to_vec()).check(&mut copy).is_ok()
+}
+
+/// LIFETIME of a Refresh answer, in seconds.
+fn lifetime_of(m: &Message) -> Option<u64> {
+    let mut lifetime = turn::proto::lifetime::Lifetime::default();
+    stun::message::Getter::get_from(&mut lifetime, m).ok()?;
+    Some(lifetime.0.as_secs())
 }
 
 /// XOR-RELAYED-ADDRESS of an Allocate success response: the address the crate will name when

@@ -162,7 +162,7 @@ fn quotas_count_the_login_id_and_the_client_address_not_the_name() {
 }
 
 #[test]
-fn an_allocate_right_after_refresh_zero_takes_its_own_slot_until_the_crate_closes_the_old_one() {
+fn a_refreshed_to_zero_allocation_holds_its_slot_until_its_relay_socket_is_dropped() {
     let s = shared(2, 100);
     let now = Instant::now();
     let mut g = guard(&s, 1);
@@ -170,21 +170,33 @@ fn an_allocate_right_after_refresh_zero_takes_its_own_slot_until_the_crate_close
     let (user, pass) = creds_for(&s, "alice");
     let id = login_id(&s, "alice");
     allocate_on(&mut g, &user, &pass, relay(50000), now, 1000);
+    let again = || signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs()).0;
+    // While the crate holds it, another Allocate is a 437 and takes no slot.
+    assert_eq!(code_of(&g.inbound(&again(), now, 1000)), Some(437));
+    assert_eq!(s.quotas.lock().unwrap().of(&id), 1);
     let zero: Box<dyn Setter> = Box::new(Lifetime(Duration::ZERO));
-    let (raw, _) = signed(METHOD_REFRESH, &user, &pass, REALM, "n", vec![zero]);
+    let (raw, txn) = signed(METHOD_REFRESH, &user, &pass, REALM, "n", vec![zero]);
     assert_eq!(g.inbound(&raw, now, 1000), Verdict::Pass);
-    // The crate removed it from its table, but its close notification is not handled yet.
+    let answer = build(vec![
+        Box::new(TransactionId(txn)),
+        Box::new(MessageType::new(METHOD_REFRESH, CLASS_SUCCESS_RESPONSE)),
+        Box::new(Lifetime(Duration::ZERO)),
+    ]);
+    g.outbound(&answer, now);
+    // Out of the crate's table, but its packet loop may still remove a new allocation's
+    // 5-tuple: the slot stays taken and a new Allocate waits (437).
+    assert_eq!(code_of(&g.inbound(&again(), now, 1000)), Some(437));
+    g.closed(relay(50000));
+    assert_eq!(code_of(&g.inbound(&again(), now, 1000)), Some(437));
+    assert_eq!(s.quotas.lock().unwrap().of(&id), 1);
+    g.relay_dropped(relay(50000));
+    assert_eq!(s.quotas.lock().unwrap().total(), 0);
+    assert!(!g.has_allocation());
     allocate_on(&mut g, &user, &pass, relay(50001), now, 1000);
-    assert_eq!(s.quotas.lock().unwrap().of(&id), 2);
-    g.closed(relay(50000));
-    g.closed(relay(50000));
+    g.relay_dropped(relay(50000));
     assert_eq!(
         s.quotas.lock().unwrap().of(&id),
         1,
-        "the new one is still counted"
+        "an old relay frees nothing new"
     );
-    assert!(g.has_allocation());
-    g.closed(relay(50001));
-    assert_eq!(s.quotas.lock().unwrap().total(), 0);
-    assert!(!g.has_allocation());
 }

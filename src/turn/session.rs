@@ -90,6 +90,7 @@ pub async fn start(
                 settings: Arc::clone(&env.relay),
                 policy: Arc::clone(&env.shared.policy),
                 auth: Arc::clone(&auth),
+                on_drop: relay_dropped(&guard),
             }),
         }],
         realm: env.shared.creds.realm().to_string(),
@@ -109,6 +110,16 @@ pub async fn start(
     };
     env.tasks.spawn(watch.run());
     Ok(SessionHandle { inbound: tx, ended })
+}
+
+/// Tells the guard a relay socket is gone (its allocation's quota slot is free).
+fn relay_dropped(guard: &Arc<Mutex<Guard>>) -> super::relay::OnDrop {
+    let guard = Arc::downgrade(guard);
+    Arc::new(move |relay| {
+        if let Some(Ok(mut g)) = guard.upgrade().as_ref().map(|g| g.lock()) {
+            g.relay_dropped(relay);
+        }
+    })
 }
 
 /// Hands the crate the key the guard already verified for the request in flight.
