@@ -32,6 +32,7 @@ use super::limiter::{Bucket, Limiter};
 use super::logins::LiveLogins;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
+use super::retransmit::ResponseCache;
 use super::wire;
 
 /// State shared by every client transport of one server.
@@ -83,6 +84,7 @@ pub struct Guard {
     budget: Bucket,
     unauth_passed: u32,
     allocs: TransportAllocs,
+    answers: ResponseCache,
     authenticated: bool,
     auth: AuthCell,
 }
@@ -96,6 +98,7 @@ impl Guard {
             budget: Bucket::full(UNAUTH_BURST, now),
             unauth_passed: 0,
             allocs: TransportAllocs::default(),
+            answers: ResponseCache::default(),
             authenticated: false,
             auth,
         }
@@ -131,6 +134,10 @@ impl Guard {
         let method = m.typ.method;
         if method == METHOD_BINDING {
             return reply(wire::binding_response(&m, self.client));
+        }
+        if let Some(answer) = self.answers.get(method, &m.transaction_id.0, now) {
+            // A retransmission: the answer it missed, not a new one (nor the crate's 437).
+            return Verdict::Reply(answer);
         }
         if ![
             METHOD_ALLOCATE,
@@ -179,6 +186,10 @@ impl Guard {
             return;
         }
         let Some(m) = wire::parse(bytes) else { return };
+        if m.typ.class == CLASS_ERROR_RESPONSE || m.typ.class == CLASS_SUCCESS_RESPONSE {
+            self.answers
+                .put(m.typ.method, m.transaction_id.0, bytes, now);
+        }
         if m.typ.class == CLASS_ERROR_RESPONSE {
             if let Some(nonce) = wire::text_attr(&m, ATTR_NONCE) {
                 self.nonces

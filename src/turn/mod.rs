@@ -13,6 +13,7 @@ pub mod logins;
 pub mod peer_policy;
 pub mod quota;
 pub mod relay;
+mod retransmit;
 mod session;
 mod tcp;
 mod udp;
