@@ -110,6 +110,14 @@ impl TransportAllocs {
         self.entry.take().map(|e| e.slot)
     }
 
+    /// The relay address of the live allocation.
+    pub fn relay(&self) -> Option<SocketAddr> {
+        self.entry
+            .as_ref()
+            .filter(|e| e.state == State::Active)
+            .and_then(|e| e.relay)
+    }
+
     /// The transport ended: the slot, for release.
     pub fn drain(&mut self) -> Option<Slot> {
         self.entry.take().map(|e| e.slot)

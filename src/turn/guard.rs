@@ -33,6 +33,7 @@ use super::logins::LiveLogins;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
 use super::retransmit::ResponseCache;
+use super::split::{Signing, Splitter, MAX_PEERS};
 use super::wire;
 
 /// State shared by every client transport of one server.
@@ -58,6 +59,8 @@ pub type AuthCell = Arc<Mutex<Option<(String, Vec<u8>)>>>;
 pub enum Verdict {
     /// Hand it to the crate.
     Pass,
+    /// Hand these bytes to the crate instead (the first part of a split request).
+    PassAs(Vec<u8>),
     /// Answer it ourselves with these bytes.
     Reply(Vec<u8>),
     /// Drop it silently.
@@ -85,6 +88,7 @@ pub struct Guard {
     unauth_passed: u32,
     allocs: TransportAllocs,
     answers: ResponseCache,
+    split: Splitter,
     authenticated: bool,
     auth: AuthCell,
 }
@@ -99,6 +103,7 @@ impl Guard {
             unauth_passed: 0,
             allocs: TransportAllocs::default(),
             answers: ResponseCache::default(),
+            split: Splitter::default(),
             authenticated: false,
             auth,
         }
@@ -175,17 +180,31 @@ impl Guard {
         }
         match method {
             METHOD_ALLOCATE => self.allocate(&m, &username, &key),
-            METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => self.peers(&m, method, &key),
+            METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => {
+                let sign = Signing {
+                    username: &username,
+                    realm: &realm,
+                    nonce: &nonce,
+                    key: &key,
+                };
+                self.peers(&m, method, &sign)
+            }
             _ => Verdict::Pass,
         }
     }
 
-    /// Learns from what the crate sends: the nonces it issued and how Allocates ended.
-    pub fn outbound(&mut self, bytes: &[u8], now: Instant) {
+    /// Learns from what the crate sends: the nonces it issued and how Allocates ended. False:
+    /// do not send it (the answer to a part of a split request).
+    pub fn outbound(&mut self, bytes: &[u8], now: Instant) -> bool {
         if wire::is_channel_data(bytes) {
-            return;
+            return true;
         }
-        let Some(m) = wire::parse(bytes) else { return };
+        let Some(m) = wire::parse(bytes) else {
+            return true;
+        };
+        if self.split.swallow(&m.transaction_id.0) {
+            return false;
+        }
         if m.typ.class == CLASS_ERROR_RESPONSE || m.typ.class == CLASS_SUCCESS_RESPONSE {
             self.answers
                 .put(m.typ.method, m.transaction_id.0, bytes, now);
@@ -203,12 +222,13 @@ impl Guard {
             self.allocs.closing(None);
         }
         if m.typ.method != METHOD_ALLOCATE {
-            return;
+            return true;
         }
         let relay = success.then(|| relayed_address(&m)).flatten();
         if let Some(slot) = self.allocs.answered(m.transaction_id.0, success, relay) {
             self.give_back(slot);
         }
+        true
     }
 
     /// The crate closed the allocation at `relay` (its `alloc_close_notify`): it has left the
@@ -350,8 +370,12 @@ impl Guard {
         }
     }
 
-    fn peers(&mut self, m: &Message, method: Method, key: &[u8]) -> Verdict {
-        let Ok(peers) = wire::peer_addresses(m) else {
+    fn peers(&mut self, m: &Message, method: Method, sign: &Signing) -> Verdict {
+        let key = sign.key;
+        let peers = wire::peer_addresses(m)
+            .ok()
+            .filter(|p| p.len() <= MAX_PEERS);
+        let Some(peers) = peers else {
             return reply(wire::error_response(
                 m,
                 method,
@@ -364,7 +388,27 @@ impl Guard {
             Counters::bump(&self.shared.counters.refused_403);
             return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
         }
-        Verdict::Pass
+        if method != METHOD_CREATE_PERMISSION || peers.len() < 2 {
+            return Verdict::Pass;
+        }
+        // The crate would install only the first peer: one request per peer instead. (With no
+        // allocation the crate answers nothing; it may as well not answer the whole request.)
+        let Some(relay_v4) = self.allocs.relay().map(|r| r.is_ipv4()) else {
+            return Verdict::Pass;
+        };
+        if peers.iter().any(|p| p.is_ipv4() != relay_v4) {
+            let reason = "Peer Address Family Mismatch";
+            return reply(wire::error_response(m, method, 443, reason, Some(key)));
+        }
+        match self.split.split(m, &peers, sign) {
+            Some(first) => Verdict::PassAs(first),
+            None => Verdict::Drop,
+        }
+    }
+
+    /// The next part of a split request, to hand to the crate before reading the client again.
+    pub fn queued(&mut self) -> Option<Vec<u8>> {
+        self.split.next()
     }
 
     fn send_indication(&self, m: &Message) -> Verdict {

@@ -15,6 +15,7 @@ pub mod quota;
 pub mod relay;
 mod retransmit;
 mod session;
+mod split;
 mod tcp;
 mod udp;
 pub mod wire;

@@ -242,6 +242,13 @@ impl Conn for SessionConn {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         let mut inbound = self.inbound.lock().await;
         loop {
+            // The rest of a request the guard split goes first (see split.rs).
+            if let Some(part) = self.guard.lock().ok().and_then(|mut g| g.queued()) {
+                if part.len() <= buf.len() {
+                    buf[..part.len()].copy_from_slice(&part);
+                    return Ok((part.len(), self.client));
+                }
+            }
             let message = tokio::select! {
                 m = inbound.recv() => m.ok_or_else(closed)?,
                 _ = self.ended.cancelled() => return Err(closed()),
@@ -261,6 +268,11 @@ impl Conn for SessionConn {
                     buf[..message.len()].copy_from_slice(&message);
                     return Ok((message.len(), self.client));
                 }
+                Verdict::PassAs(part) if part.len() <= buf.len() => {
+                    buf[..part.len()].copy_from_slice(&part);
+                    return Ok((part.len(), self.client));
+                }
+                Verdict::PassAs(_) => {}
                 Verdict::Reply(bytes) => {
                     if self.transport.send(&bytes).await.is_err() {
                         self.ended.cancel();
@@ -276,8 +288,12 @@ impl Conn for SessionConn {
     }
 
     async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
-        if let Ok(mut g) = self.guard.lock() {
-            g.outbound(buf, Instant::now());
+        let forward = match self.guard.lock() {
+            Ok(mut g) => g.outbound(buf, Instant::now()),
+            Err(_) => true,
+        };
+        if !forward {
+            return Ok(buf.len());
         }
         if self.transport.send(buf).await.is_err() {
             // A dead or stuck client: end its session rather than let relaying stall.
