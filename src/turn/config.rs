@@ -35,7 +35,7 @@ pub struct TurnConfig {
     pub relay_port_max: u16,
     /// Shared secrets (TURN REST API, as coturn's use-auth-secret). The first signs new
     /// credentials; all are accepted, so a secret can be rotated without cutting calls.
-    /// Empty: a random secret per start.
+    /// Empty: a random secret per start. Each must look random (`secrets::weakness`).
     pub secrets: Vec<String>,
     /// Lifetime of the credentials handed to each login, in seconds.
     pub credential_ttl_secs: u64,
@@ -130,11 +130,8 @@ impl TurnConfig {
             }
         }
         for (i, secret) in self.secrets.iter().enumerate() {
-            if secret.len() < 16 {
-                return Err(ConfigError::invalid(
-                    format!("turn.secrets[{i}]"),
-                    "must be at least 16 characters (use a long random string)",
-                ));
+            if let Some(why) = super::secrets::weakness(secret) {
+                return Err(ConfigError::invalid(format!("turn.secrets[{i}]"), why));
             }
         }
         if self.credential_ttl_secs < 60 || self.credential_ttl_secs > 7 * 24 * 3600 {

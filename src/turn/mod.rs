@@ -14,6 +14,7 @@ pub mod peer_policy;
 pub mod quota;
 pub mod relay;
 mod retransmit;
+pub mod secrets;
 mod session;
 mod split;
 mod tcp;
