@@ -16,24 +16,21 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stun::attributes::{
-    ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME, ATTR_XOR_RELAYED_ADDRESS,
-};
+use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    Message, Method, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE,
+    Message, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE,
     METHOD_ALLOCATE, METHOD_BINDING, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
-    METHOD_SEND,
 };
 
 use super::allocs::TransportAllocs;
-use super::credentials::{user_of, Credentials};
+use super::credentials::Credentials;
 use super::limiter::{Bucket, Limiter};
 use super::logins::LiveLogins;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
 use super::retransmit::ResponseCache;
-use super::split::{Signing, Splitter, MAX_PEERS};
+use super::split::{Signing, Splitter};
 use super::wire;
 
 /// State shared by every client transport of one server.
@@ -154,32 +151,39 @@ impl Guard {
         {
             return reply(wire::error_response(&m, method, 400, "Bad Request", None));
         }
-        let nonce = wire::text_attr(&m, ATTR_NONCE);
+        self.signed(&m, now, now_unix)
+    }
+
+    /// A TURN request: verified against the nonces the crate issued here and the acceptable
+    /// keys, then checked by kind.
+    fn signed(&mut self, m: &Message, now: Instant, now_unix: u64) -> Verdict {
+        let method = m.typ.method;
+        let nonce = wire::text_attr(m, ATTR_NONCE);
         let known_nonce = nonce.as_deref().filter(|n| self.knows_nonce(n, now));
         let (Some(nonce), true) = (known_nonce, m.contains(ATTR_MESSAGE_INTEGRITY)) else {
             return self.unauthenticated(now);
         };
         let nonce = nonce.to_string();
         let (Some(username), Some(realm)) = (
-            wire::text_attr(&m, ATTR_USERNAME),
-            wire::text_attr(&m, ATTR_REALM),
+            wire::text_attr(m, ATTR_USERNAME),
+            wire::text_attr(m, ATTR_REALM),
         ) else {
-            return reply(wire::error_response(&m, method, 400, "Bad Request", None));
+            return reply(wire::error_response(m, method, 400, "Bad Request", None));
         };
         let key = match method {
             METHOD_ALLOCATE => None,
-            _ => self.allocation_key(&m, &username),
+            _ => self.allocation_key(m, &username),
         };
-        let Some(key) = key.or_else(|| self.verify(&m, &username, &realm, now_unix)) else {
+        let Some(key) = key.or_else(|| self.verify(m, &username, &realm, now_unix)) else {
             Counters::bump(&self.shared.counters.refused_401);
-            return reply(wire::unauthorized(&m, self.shared.creds.realm(), &nonce));
+            return reply(wire::unauthorized(m, self.shared.creds.realm(), &nonce));
         };
         self.authenticated = true;
         if let Ok(mut cell) = self.auth.lock() {
             *cell = Some((username.clone(), key.clone()));
         }
         match method {
-            METHOD_ALLOCATE => self.allocate(&m, &username, &key),
+            METHOD_ALLOCATE => self.allocate(m, &username, &key),
             METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => {
                 let sign = Signing {
                     username: &username,
@@ -187,7 +191,7 @@ impl Guard {
                     nonce: &nonce,
                     key: &key,
                 };
-                self.peers(&m, method, &sign)
+                self.peers(m, method, &sign)
             }
             _ => Verdict::Pass,
         }
@@ -217,14 +221,14 @@ impl Guard {
             }
         }
         let success = m.typ.class == CLASS_SUCCESS_RESPONSE;
-        if m.typ.method == METHOD_REFRESH && success && lifetime_of(&m) == Some(0) {
+        if m.typ.method == METHOD_REFRESH && success && requests::lifetime_of(&m) == Some(0) {
             // Gone from the crate's table; the slot waits for the relay socket's drop.
             self.allocs.closing(None);
         }
         if m.typ.method != METHOD_ALLOCATE {
             return true;
         }
-        let relay = success.then(|| relayed_address(&m)).flatten();
+        let relay = success.then(|| requests::relayed_address(&m)).flatten();
         if let Some(slot) = self.allocs.answered(m.transaction_id.0, success, relay) {
             self.give_back(slot);
         }
@@ -308,155 +312,23 @@ impl Guard {
         let key = self.allocs.key_of(username)?;
         integrity_ok(m, key).then(|| key.to_vec())
     }
-
-    fn allocate(&mut self, m: &Message, username: &str, key: &[u8]) -> Verdict {
-        let txn = m.transaction_id.0;
-        if self.allocs.has_txn(&txn) {
-            // A retransmission: the crate answers it (its slot is already held).
-            return Verdict::Pass;
-        }
-        if !self.allocs.is_empty() {
-            // One allocation per 5-tuple, as the crate has it; one still closing counts too (see
-            // allocs.rs). Answered before the quota check, so it is not a quota problem.
-            return reply(wire::error_response(
-                m,
-                METHOD_ALLOCATE,
-                437,
-                "Allocation Mismatch",
-                Some(key),
-            ));
-        }
-        let family_ok = match wire::requested_ipv4(m) {
-            Some(true) => self.shared.relay_v4,
-            Some(false) => self.shared.relay_v6,
-            None => false,
-        };
-        if !family_ok {
-            Counters::bump(&self.shared.counters.refused_440);
-            return reply(wire::error_response(
-                m,
-                METHOD_ALLOCATE,
-                440,
-                "Address Family not Supported",
-                Some(key),
-            ));
-        }
-        let reserved = match self.shared.quotas.lock() {
-            Ok(mut quotas) => quotas.reserve(user_of(username), self.client.ip()),
-            Err(_) => Err(super::quota::QuotaRefusal::Total),
-        };
-        match reserved {
-            Ok(slot) => {
-                if let Some(old) = self.allocs.pending(txn, slot, username, key) {
-                    self.give_back(old); // unreachable: the transport had no allocation
-                }
-                Verdict::Pass
-            }
-            Err(refusal) => {
-                let counters = &self.shared.counters;
-                let (counter, reason) = match refusal.code() {
-                    486 => (&counters.refused_486, "Allocation Quota Reached"),
-                    _ => (&counters.refused_508, "Insufficient Capacity"),
-                };
-                Counters::bump(counter);
-                reply(wire::error_response(
-                    m,
-                    METHOD_ALLOCATE,
-                    refusal.code(),
-                    reason,
-                    Some(key),
-                ))
-            }
-        }
-    }
-
-    fn peers(&mut self, m: &Message, method: Method, sign: &Signing) -> Verdict {
-        let key = sign.key;
-        let peers = wire::peer_addresses(m)
-            .ok()
-            .filter(|p| p.len() <= MAX_PEERS);
-        let Some(peers) = peers else {
-            return reply(wire::error_response(
-                m,
-                method,
-                400,
-                "Bad Request",
-                Some(key),
-            ));
-        };
-        if peers.iter().any(|p| self.shared.policy.check(*p).is_err()) {
-            Counters::bump(&self.shared.counters.refused_403);
-            return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
-        }
-        if method != METHOD_CREATE_PERMISSION || peers.len() < 2 {
-            return Verdict::Pass;
-        }
-        // The crate would install only the first peer: one request per peer instead. (With no
-        // allocation the crate answers nothing; it may as well not answer the whole request.)
-        let Some(relay_v4) = self.allocs.relay().map(|r| r.is_ipv4()) else {
-            return Verdict::Pass;
-        };
-        if peers.iter().any(|p| p.is_ipv4() != relay_v4) {
-            let reason = "Peer Address Family Mismatch";
-            return reply(wire::error_response(m, method, 443, reason, Some(key)));
-        }
-        match self.split.split(m, &peers, sign) {
-            Some(first) => Verdict::PassAs(first),
-            None => Verdict::Drop,
-        }
-    }
-
-    /// The next part of a split request, to hand to the crate before reading the client again.
-    pub fn queued(&mut self) -> Option<Vec<u8>> {
-        self.split.next()
-    }
-
-    fn send_indication(&self, m: &Message) -> Verdict {
-        if m.typ.method != METHOD_SEND {
-            return Verdict::Drop;
-        }
-        match wire::peer_addresses(m) {
-            Ok(peers)
-                if !peers.is_empty()
-                    && peers.iter().all(|p| self.shared.policy.check(*p).is_ok()) =>
-            {
-                Verdict::Pass
-            }
-            _ => {
-                Counters::bump(&self.shared.counters.send_dropped);
-                Verdict::Drop
-            }
-        }
-    }
 }
 
-fn integrity_ok(m: &Message, key: &[u8]) -> bool {
+pub(super) fn integrity_ok(m: &Message, key: &[u8]) -> bool {
     let mut copy = Message::new();
     copy.raw = m.raw.clone();
     copy.decode().is_ok() && MessageIntegrity(key.to_vec()).check(&mut copy).is_ok()
 }
 
-/// LIFETIME of a Refresh answer, in seconds.
-fn lifetime_of(m: &Message) -> Option<u64> {
-    let mut lifetime = turn::proto::lifetime::Lifetime::default();
-    stun::message::Getter::get_from(&mut lifetime, m).ok()?;
-    Some(lifetime.0.as_secs())
-}
-
-/// XOR-RELAYED-ADDRESS of an Allocate success response: the address the crate will name when
-/// it reports the allocation closed.
-fn relayed_address(m: &Message) -> Option<SocketAddr> {
-    let mut addr = stun::xoraddr::XorMappedAddress::default();
-    addr.get_from_as(m, ATTR_XOR_RELAYED_ADDRESS).ok()?;
-    Some(SocketAddr::new(addr.ip, addr.port))
-}
-
-fn reply(bytes: Option<Vec<u8>>) -> Verdict {
+pub(super) fn reply(bytes: Option<Vec<u8>>) -> Verdict {
     match bytes {
         Some(bytes) => Verdict::Reply(bytes),
         None => Verdict::Drop,
     }
 }
+
+#[path = "guard_requests.rs"]
+mod requests;
 
 #[cfg(test)]
 #[path = "guard_tests.rs"]

@@ -11,7 +11,7 @@ use stun::agent::TransactionId;
 use stun::attributes::ATTR_REALM;
 use stun::error_code::{ErrorCode, ErrorCodeAttribute};
 use stun::fingerprint::FINGERPRINT;
-use stun::message::{MessageType, Setter};
+use stun::message::{MessageType, Method, Setter, METHOD_SEND};
 use stun::textattrs::{Nonce, Realm, Username};
 use turn::proto::peeraddr::PeerAddress;
 use turn::proto::reqtrans::RequestedTransport;
