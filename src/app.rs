@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::ops::certs::CertStore;
 use crate::ops::stats::Sources;
+use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::signaling::SignalingContext;
-use crate::signaling::{self, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
@@ -269,13 +269,18 @@ fn port_suffix(scheme: &str, port: u16) -> String {
     }
 }
 
-/// TURN credentials as the signaling relay hands them out.
+/// TURN credentials as the signaling relay hands them out: one TURN login per signaling login,
+/// keyed by its connection id, live until signaling revokes it.
 struct TurnIce(Arc<TurnServer>);
 
 impl IceServerSource for TurnIce {
-    fn ice_servers_for(&self, name: &str) -> IceGrant {
-        let (ice_servers, ttl) = self.0.ice_servers_for(name);
+    fn ice_servers_for(&self, login: ConnId) -> IceGrant {
+        let (ice_servers, ttl) = self.0.ice_servers_for(&login.0.to_string());
         IceGrant { ice_servers, ttl }
+    }
+
+    fn revoke(&self, login: ConnId) {
+        self.0.revoke_login(&login.0.to_string());
     }
 }
 
@@ -283,7 +288,7 @@ impl IceServerSource for TurnIce {
 struct NoIce;
 
 impl IceServerSource for NoIce {
-    fn ice_servers_for(&self, _name: &str) -> IceGrant {
+    fn ice_servers_for(&self, _login: ConnId) -> IceGrant {
         IceGrant {
             ice_servers: serde_json::json!([]),
             ttl: Duration::from_secs(24 * 3600),

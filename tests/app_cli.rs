@@ -23,7 +23,7 @@ fn write_cert_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 #[test]
-fn shipped_config_passes_check_config_once_its_certificates_exist() {
+fn shipped_config_passes_check_config_once_its_certificates_and_placeholders_are_replaced() {
     let shipped = std::fs::read_to_string(repo_file("config.toml")).expect("read config.toml");
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = write_cert_files(dir.path());
@@ -33,18 +33,38 @@ fn shipped_config_passes_check_config_once_its_certificates_exist() {
     let with_certs = shipped
         .replace(cert_line, &cert.display().to_string())
         .replace(key_line, &key.display().to_string());
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, with_certs).expect("write config");
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .expect("run callbox");
+    let secret_line = "replace-with-output-of: openssl rand -hex 32";
+    let code_line = "replace-with-the-code-you-give-your-callers";
+    assert!(with_certs.contains(secret_line) && with_certs.contains(code_line));
+    let check = |text: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).expect("write config");
+        Command::new(BIN)
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .expect("run callbox")
+    };
+    // The placeholders are refused, each naming its key.
+    let good_secret = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+    let with_secret = with_certs.replace(secret_line, good_secret);
+    let out = check(&with_certs.replace(code_line, "a-code-we-share"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("turn.secrets[0]"));
+    let out = check(&with_secret.replace(code_line, "a-code-we-share"));
     assert!(
         out.status.success(),
         "check-config failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let out = check(&with_secret.replace(code_line, ""));
+    assert!(
+        out.status.success(),
+        "an explicitly open server is accepted"
+    );
+    let out = check(&with_secret);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signaling.access_code"));
 }
 
 #[test]

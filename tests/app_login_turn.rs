@@ -42,29 +42,29 @@ fn udp_turn_entry(ice_servers: &Value) -> (SocketAddr, String, String) {
     panic!("no turn:...?transport=udp entry in {ice_servers}");
 }
 
-#[tokio::test]
-async fn login_credentials_allocate_and_relay_between_two_users() {
-    let config = callbox::config::Config::parse(
+fn app_config() -> callbox::config::Config {
+    callbox::config::Config::parse(
         "[server]\nlisten = \"127.0.0.1:0\"\n\
          [turn]\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = [\"127.0.0.1:0\"]\n",
     )
-    .expect("config");
-    let running = callbox::app::start(config).await.expect("start");
+    .expect("config")
+}
+
+#[tokio::test]
+async fn login_credentials_allocate_and_relay_between_two_users() {
+    let running = callbox::app::start(app_config()).await.expect("start");
 
     let mut alice = common::connect(running.http_addr, "/ws").await;
     let mut bob = common::connect(running.http_addr, "/ws").await;
     let alice_login = alice.login("alice").await;
     let bob_login = bob.login("bob").await;
-    assert!(
-        alice_login["ttl"].as_u64().unwrap_or(0) > 3600,
-        "{alice_login}"
-    );
+    assert_eq!(alice_login["ttl"].as_u64(), Some(3600), "{alice_login}");
 
     let (turn_addr, alice_user, alice_pass) = udp_turn_entry(&alice_login["iceServers"]);
     let (_, bob_user, bob_pass) = udp_turn_entry(&bob_login["iceServers"]);
     assert!(
-        alice_user.ends_with(":alice"),
-        "REST username names the user: {alice_user}"
+        !alice_user.contains("alice"),
+        "the REST username carries an opaque login id, not the name: {alice_user}"
     );
     assert_ne!(alice_pass, bob_pass);
 
@@ -93,5 +93,94 @@ async fn login_credentials_allocate_and_relay_between_two_users() {
     assert!(forged.allocate().await.is_err());
 
     let _ = alice.send(json!({"type": "message", "text": "done"})).await;
+    running.shutdown().await;
+}
+
+/// Two users logged in as "ann" in two rooms are two logins with their own TURN identity.
+#[tokio::test]
+async fn the_same_name_in_two_rooms_gets_two_turn_identities() {
+    let running = callbox::app::start(app_config()).await.expect("start");
+    let mut lobby = common::connect(running.http_addr, "/ws").await;
+    let mut other = common::connect(running.http_addr, "/ws?room=other").await;
+    let (_, lobby_user, _) = udp_turn_entry(&lobby.login("ann").await["iceServers"]);
+    let (_, other_user, _) = udp_turn_entry(&other.login("ann").await["iceServers"]);
+    let login_of = |u: &str| u.split_once(':').expect("REST username").1.to_string();
+    assert_ne!(login_of(&lobby_user), login_of(&other_user));
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_logout_its_credentials_are_refused_while_its_allocation_keeps_relaying() {
+    let running = callbox::app::start(app_config()).await.expect("start");
+    let turn = running.turn.clone().expect("TURN runs");
+    let mut alice = common::connect(running.http_addr, "/ws").await;
+    let mut bob = common::connect(running.http_addr, "/ws").await;
+    let (turn_addr, alice_user, alice_pass) =
+        udp_turn_entry(&alice.login("alice").await["iceServers"]);
+    let (_, bob_user, bob_pass) = udp_turn_entry(&bob.login("bob").await["iceServers"]);
+    assert_eq!(turn.stats().live_logins, 2);
+
+    let mut a = turn_support::RawClient::new(turn_addr, &alice_user, &alice_pass).await;
+    let reply = a.allocate().await.expect("answer");
+    assert_eq!(reply.code, 0, "alice allocates while logged in");
+    let a_relay = turn_support::RawClient::relayed(&reply);
+    let b = turn_support::udp_client(turn_addr, &bob_user, &bob_pass).await;
+    let b_relay = b.allocate().await.expect("bob allocates");
+    let b_addr = b_relay.local_addr().expect("bob relay address");
+
+    // Alice logs out (closes her WebSocket); the server revokes her login.
+    drop(alice);
+    assert!(
+        turn_support::eventually(|| turn.stats().live_logins == 1).await,
+        "the login is revoked when its connection ends"
+    );
+    let mut again = turn_support::RawClient::new(turn_addr, &alice_user, &alice_pass).await;
+    assert_eq!(again.allocate().await.expect("answer").code, 401);
+
+    // Her existing allocation keeps working: refresh, permission, channel, media both ways.
+    let lifetime = turn::proto::lifetime::Lifetime(std::time::Duration::from_secs(600));
+    let refresh = a
+        .request(stun::message::METHOD_REFRESH, vec![Box::new(lifetime)])
+        .await
+        .expect("answer");
+    assert_eq!(refresh.code, 0);
+    assert_eq!(
+        a.create_permission(&[b_addr]).await.expect("answer").code,
+        0
+    );
+    assert_eq!(
+        a.channel_bind(0x4000, b_addr).await.expect("answer").code,
+        0
+    );
+    let _ = b_relay.send_to(b"open", a_relay).await;
+    let mut delivered = false;
+    let mut buf = vec![0u8; 1500];
+    for _ in 0..50 {
+        a.send_indication(b_addr, b"after logout").await;
+        if let Ok(Ok((n, from))) = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            b_relay.recv_from(&mut buf),
+        )
+        .await
+        {
+            if &buf[..n] == b"after logout" && from == a_relay {
+                delivered = true;
+                break;
+            }
+        }
+    }
+    assert!(delivered, "alice's allocation still relays to bob");
+    let _ = b_relay.send_to(b"to alice", a_relay).await;
+    let mut reached = false;
+    for _ in 0..5 {
+        match a.next_data(turn_support::STEP).await {
+            Some((data, _)) if data == b"to alice" => reached = true,
+            Some(_) => continue, // the "open" sent before
+            None => {}
+        }
+        break;
+    }
+    assert!(reached, "bob reaches alice through her allocation");
+    assert_eq!(turn.stats().allocations, 2);
     running.shutdown().await;
 }

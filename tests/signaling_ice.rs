@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbox::signaling::{self, IceGrant, IceServerSource, SignalingConfig, SignalingContext};
+use callbox::signaling::{
+    self, ConnId, IceGrant, IceServerSource, SignalingConfig, SignalingContext,
+};
 use common::{connect, WAIT};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +21,10 @@ use tokio_util::task::TaskTracker;
 struct Counting(AtomicU32);
 
 impl IceServerSource for Counting {
-    fn ice_servers_for(&self, name: &str) -> IceGrant {
+    fn ice_servers_for(&self, _login: ConnId) -> IceGrant {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
         IceGrant {
-            ice_servers: json!([{"urls": ["turn:127.0.0.1:3478"], "username": format!("{name}-{n}"), "credential": n.to_string()}]),
+            ice_servers: json!([{"urls": ["turn:127.0.0.1:3478"], "username": format!("ann-{n}"), "credential": n.to_string()}]),
             ttl: Duration::from_secs(3),
         }
     }

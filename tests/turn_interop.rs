@@ -72,11 +72,12 @@ async fn coturn_uclient_relays_over_udp_with_a_static_user() {
 async fn coturn_uclient_relays_over_udp_with_rest_credentials_and_send_indications() {
     let server = start(config()).await;
     let port = server.udp_addrs()[0].port();
-    // -W: the tool mints its own REST username/password from the shared secret; -s: Send
-    // indications instead of channels.
+    // -W: the tool mints its own REST username/password from the shared secret, for a live
+    // login's id; -s: Send indications instead of channels.
+    let login = live_login(&server);
     let out = run(
         "turnutils_uclient",
-        &uclient_args(port, false, &["-W", SECRET, "-u", "alice"], &["-s"]),
+        &uclient_args(port, false, &["-W", SECRET, "-u", &login], &["-s"]),
     )
     .await;
     assert_relayed_everything(&out);
@@ -87,13 +88,41 @@ async fn coturn_uclient_relays_over_udp_with_rest_credentials_and_send_indicatio
 async fn coturn_uclient_relays_over_tcp() {
     let server = start(config()).await;
     let port = server.tcp_addrs()[0].port();
+    let login = live_login(&server);
     let out = run(
         "turnutils_uclient",
-        &uclient_args(port, true, &["-W", SECRET, "-u", "alice"], &[]),
+        &uclient_args(port, true, &["-W", SECRET, "-u", &login], &[]),
     )
     .await;
     assert_relayed_everything(&out);
     server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coturn_uclient_with_the_secret_is_refused_for_a_name_that_is_no_live_login() {
+    let server = start(config()).await;
+    let port = server.udp_addrs()[0].port();
+    // Knowing the secret's output for a display name is not enough: the login id must be live.
+    let out = run(
+        "turnutils_uclient",
+        &uclient_args(port, false, &["-W", SECRET, "-u", "alice"], &["-n", "1"]),
+    )
+    .await;
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(server.stats().refused_401 >= 1, "{t}");
+    assert_eq!(server.stats().allocations, 0);
+    server.close().await;
+}
+
+/// The login id of a fresh live login, as the tool's `-u` with `-W` (it adds the expiry).
+fn live_login(server: &callbox::turn::TurnServer) -> String {
+    let (username, _) = rest_credentials(server, "interop-login");
+    username
+        .split_once(':')
+        .expect("REST username")
+        .1
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

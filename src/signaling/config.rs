@@ -53,6 +53,18 @@ impl Default for SignalingConfig {
 
 impl SignalingConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // The production example ships a placeholder so the choice is made explicitly: a real
+        // code, or "" for an open server.
+        if self
+            .access_code
+            .as_deref()
+            .is_some_and(|c| c.contains("replace"))
+        {
+            return Err(ConfigError::invalid(
+                "signaling.access_code",
+                "is the example's placeholder: set the code callers must type, or \"\" for an open server",
+            ));
+        }
         if self.max_frame_bytes < 1024 {
             return Err(ConfigError::invalid(
                 "signaling.max_frame_bytes",

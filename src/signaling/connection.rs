@@ -164,6 +164,7 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
     };
     shared.switchboard.logout(conn).await;
+    shared.ice.revoke(conn);
     tracing::info!(conn = conn.0, ?end, "WebSocket disconnected");
     let close = match end {
         End::Shutdown => Some((1001, "going away")),
@@ -199,19 +200,20 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
     }
 }
 
-/// Serializes one message; a login success gets fresh ICE credentials here, and the time to
-/// refresh them is noted in `refresh`.
+/// Serializes one message; a login success gets fresh ICE credentials for its connection's
+/// login here, and the time to refresh them is noted in `refresh` (a frame flushed while
+/// closing gets none: the login is already revoked).
 fn frame_for(
     mut msg: ServerMsg,
     shared: &Shared,
-    refresh: Option<&mut Option<(Instant, String)>>,
+    refresh: Option<(&mut Option<Instant>, ConnId)>,
 ) -> Message {
-    if let ServerMsg::LoginOk { name, ice, .. } = &mut msg {
-        let grant = shared.ice.ice_servers_for(name);
-        if let Some(refresh) = refresh {
-            *refresh = Some((Instant::now() + refresh_after(grant.ttl), name.clone()));
+    if let ServerMsg::LoginOk { ice, .. } = &mut msg {
+        if let Some((refresh, conn)) = refresh {
+            let grant = shared.ice.ice_servers_for(conn);
+            *refresh = Some(Instant::now() + refresh_after(grant.ttl));
+            *ice = Some(grant);
         }
-        *ice = Some(grant);
     }
     Message::Text(msg.to_text().into())
 }
@@ -321,10 +323,10 @@ async fn write_loop(
     let ping_every = Duration::from_secs(config.ping_interval_secs.max(1));
     let pong_timeout = Duration::from_secs(config.pong_timeout_secs.max(1));
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    // (when to push fresh ICE credentials, for which name)
-    let mut refresh: Option<(Instant, String)> = None;
+    // When to push fresh ICE credentials for this connection's login.
+    let mut refresh: Option<Instant> = None;
     loop {
-        let refresh_at = refresh.as_ref().map(|(at, _)| *at);
+        let refresh_at = refresh;
         let frame = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => return End::Shutdown,
@@ -336,7 +338,7 @@ async fn write_loop(
                     if matches!(msg, ServerMsg::LoginOk { .. }) {
                         tracing::info!(conn = conn.0, "logged in");
                     }
-                    frame_for(msg, shared, Some(&mut refresh))
+                    frame_for(msg, shared, Some((&mut refresh, conn)))
                 }
             },
             _ = ping.tick() => {
@@ -347,9 +349,8 @@ async fn write_loop(
                 Message::Ping(Default::default())
             }
             _ = sleep_until_some(refresh_at) => {
-                let Some((_, name)) = refresh.take() else { continue };
-                let grant = shared.ice.ice_servers_for(&name);
-                refresh = Some((Instant::now() + refresh_after(grant.ttl), name));
+                let grant = shared.ice.ice_servers_for(conn);
+                refresh = Some(Instant::now() + refresh_after(grant.ttl));
                 Message::Text(ServerMsg::IceServers(grant).to_text().into())
             }
         };

@@ -31,9 +31,12 @@ pub use switchboard::{LocalSwitchboard, Mailbox, Switchboard};
 
 /// Where logged-in users get their `iceServers` (the TURN module, wired in by the app).
 pub trait IceServerSource: Send + Sync + 'static {
-    /// Fresh ICE server entries (a JSON array of RTCIceServer) for `name`, and how long the
+    /// Fresh ICE server entries (a JSON array of RTCIceServer) for the login on connection
+    /// `login` (its identity for TURN quotas, not its display name), and how long the
     /// credentials in them stay valid.
-    fn ice_servers_for(&self, name: &str) -> IceGrant;
+    fn ice_servers_for(&self, login: ConnId) -> IceGrant;
+    /// The login on `login` ended: its credentials must make no new allocation from now on.
+    fn revoke(&self, _login: ConnId) {}
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -35,14 +35,17 @@ pub struct TurnConfig {
     pub relay_port_max: u16,
     /// Shared secrets (TURN REST API, as coturn's use-auth-secret). The first signs new
     /// credentials; all are accepted, so a secret can be rotated without cutting calls.
-    /// Empty: a random secret per start.
+    /// Empty: a random secret per start. Each must look random (`secrets::weakness`).
     pub secrets: Vec<String>,
     /// Lifetime of the credentials handed to each login, in seconds.
     pub credential_ttl_secs: u64,
     /// Peer networks allowed despite the built-in deny list (CIDRs), for LAN or lab setups.
     pub allow_peers: Vec<String>,
-    /// Allocations one user may hold at once; more are refused with 486.
+    /// Allocations one login (or static user) may hold at once; more are refused with 486.
     pub max_allocations_per_user: usize,
+    /// Allocations one client address (IPv6: one /64) may hold at once, whatever logins it
+    /// uses; more are refused with 486.
+    pub max_allocations_per_ip: usize,
     /// Allocations the whole server holds at once; more are refused with 508.
     pub max_allocations: usize,
     /// Client transports held at once: UDP source addresses plus TCP/TLS connections. Each
@@ -76,9 +79,10 @@ impl Default for TurnConfig {
             relay_port_min: 49152,
             relay_port_max: 65535,
             secrets: Vec::new(),
-            credential_ttl_secs: 12 * 3600,
+            credential_ttl_secs: 3600,
             allow_peers: Vec::new(),
             max_allocations_per_user: 10,
+            max_allocations_per_ip: 30,
             max_allocations: 1000,
             max_clients: 4096,
             bandwidth_per_allocation_kbps: 0,
@@ -126,11 +130,8 @@ impl TurnConfig {
             }
         }
         for (i, secret) in self.secrets.iter().enumerate() {
-            if secret.len() < 16 {
-                return Err(ConfigError::invalid(
-                    format!("turn.secrets[{i}]"),
-                    "must be at least 16 characters (use a long random string)",
-                ));
+            if let Some(why) = super::secrets::weakness(secret) {
+                return Err(ConfigError::invalid(format!("turn.secrets[{i}]"), why));
             }
         }
         if self.credential_ttl_secs < 60 || self.credential_ttl_secs > 7 * 24 * 3600 {
@@ -139,11 +140,17 @@ impl TurnConfig {
                 "must be between 60 and 604800 (one week)",
             ));
         }
-        if self.max_allocations == 0 || self.max_allocations_per_user == 0 {
-            return Err(ConfigError::invalid(
-                "turn.max_allocations",
-                "turn.max_allocations and turn.max_allocations_per_user must be at least 1",
-            ));
+        for (key, value) in [
+            ("turn.max_allocations", self.max_allocations),
+            (
+                "turn.max_allocations_per_user",
+                self.max_allocations_per_user,
+            ),
+            ("turn.max_allocations_per_ip", self.max_allocations_per_ip),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
         }
         if self.max_clients == 0 {
             return Err(ConfigError::invalid(

@@ -1,10 +1,11 @@
 //! TURN credentials: the TURN REST API scheme (coturn's `use-auth-secret`) plus static users.
 //!
-//! A REST username is `<unix-expiry>:<name>` and its password is
-//! base64(HMAC-SHA1(secret, username)), so the server needs no per-user state: anyone holding
-//! a password minted with one of our secrets, before its expiry, may allocate. Several secrets
-//! are accepted (the first signs) so a secret can be rotated without cutting calls. The
-//! long-term credential mechanism then keys MESSAGE-INTEGRITY with MD5(user:realm:password).
+//! A REST username is `<unix-expiry>:<login-id>` and its password is
+//! base64(HMAC-SHA1(secret, username)). The login id is an opaque random id per signaling
+//! login (see `logins.rs`), never a display name, so quotas keyed on it count one login; a
+//! REST username is accepted only while its login is live and before its expiry. Several
+//! secrets are accepted (the first signs) so a secret can be rotated without cutting calls.
+//! The long-term credential mechanism then keys MESSAGE-INTEGRITY with MD5(user:realm:password).
 
 use std::collections::HashMap;
 
@@ -22,6 +23,8 @@ pub enum CredentialError {
     Expired,
     #[error("unknown user")]
     UnknownUser,
+    #[error("the login these credentials were made for has ended")]
+    LoggedOut,
 }
 
 /// The secrets and users a server accepts, and the realm they are bound to.
@@ -54,20 +57,21 @@ impl Credentials {
         &self.realm
     }
 
-    /// A REST username and password for `name`, valid until `expiry_unix`.
-    pub fn mint(&self, name: &str, expiry_unix: u64) -> (String, String) {
-        let username = format!("{expiry_unix}:{name}");
+    /// A REST username and password for the login `login_id`, valid until `expiry_unix`.
+    pub fn mint(&self, login_id: &str, expiry_unix: u64) -> (String, String) {
+        let username = format!("{expiry_unix}:{login_id}");
         let password = rest_password(&self.secrets[0], &username);
         (username, password)
     }
 
     /// Every long-term key that would make a request from `username` valid: one per secret for
-    /// a REST username, the configured password's for a static user.
+    /// a REST username whose login `is_live`, the configured password's for a static user.
     pub fn candidate_keys(
         &self,
         username: &str,
         realm: &str,
         now_unix: u64,
+        is_live: impl FnOnce(&str) -> bool,
     ) -> Result<Vec<Vec<u8>>, CredentialError> {
         if realm != self.realm {
             return Err(CredentialError::WrongRealm);
@@ -84,6 +88,9 @@ impl Credentials {
         }
         if expiry < now_unix {
             return Err(CredentialError::Expired);
+        }
+        if !is_live(name) {
+            return Err(CredentialError::LoggedOut);
         }
         Ok(self
             .secrets
@@ -114,7 +121,8 @@ pub fn long_term_key(username: &str, realm: &str, password: &str) -> Vec<u8> {
     .0
 }
 
-/// The user a username stands for in logs and quotas: the name part of a REST username.
+/// The login a username stands for in logs and quotas: the login id of a REST username, or
+/// the static user's name.
 pub fn user_of(username: &str) -> &str {
     match username.split_once(':') {
         Some((expiry, name)) if expiry.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -177,7 +185,9 @@ mod tests {
         let c = creds();
         let (user, pass) = c.mint("alice", 2_000);
         assert_eq!(user, "2000:alice");
-        let keys = c.candidate_keys(&user, "callbox.test", 1_000).unwrap();
+        let keys = c
+            .candidate_keys(&user, "callbox.test", 1_000, |_| true)
+            .unwrap();
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[0], long_term_key(&user, "callbox.test", &pass));
         let old = rest_password(b"old-secret-0123456789", &user);
@@ -185,30 +195,37 @@ mod tests {
     }
 
     #[test]
-    fn expired_unknown_and_wrong_realm_are_refused() {
+    fn expired_logged_out_unknown_and_wrong_realm_are_refused() {
         let c = creds();
+        let keys = |user: &str, realm: &str, live: bool| {
+            c.candidate_keys(user, realm, 1_000, |login| live && login == "alice")
+        };
         assert_eq!(
-            c.candidate_keys("999:alice", "callbox.test", 1_000),
+            keys("999:alice", "callbox.test", true),
             Err(CredentialError::Expired)
         );
         assert_eq!(
-            c.candidate_keys("2000:alice", "evil.test", 1_000),
+            keys("2000:alice", "callbox.test", false),
+            Err(CredentialError::LoggedOut)
+        );
+        assert_eq!(
+            keys("2000:mallory", "callbox.test", true),
+            Err(CredentialError::LoggedOut)
+        );
+        assert_eq!(
+            keys("2000:alice", "evil.test", true),
             Err(CredentialError::WrongRealm)
         );
         assert_eq!(
-            c.candidate_keys("nobody", "callbox.test", 1_000),
+            keys("nobody", "callbox.test", true),
             Err(CredentialError::UnknownUser)
         );
         assert_eq!(
-            c.candidate_keys("x:alice", "callbox.test", 1_000),
+            keys("x:alice", "callbox.test", true),
             Err(CredentialError::UnknownUser)
         );
-        assert_eq!(
-            c.candidate_keys("tool", "callbox.test", 1_000)
-                .unwrap()
-                .len(),
-            1
-        );
+        // Static users have no login to end.
+        assert_eq!(keys("tool", "callbox.test", false).unwrap().len(), 1);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! The guard sits in front of one client transport (a UDP source address or a TCP/TLS
 //! connection): it verifies MESSAGE-INTEGRITY itself against every acceptable key (several
 //! secrets may be valid, the crate's `AuthHandler` can return only one), refuses bad peers
-//! with 403, over-quota Allocates with 486/508, bad credentials with 401, and lets only a
-//! rate-limited trickle of unauthenticated requests through. Plain state, no sockets.
+//! with 403, over-quota Allocates with 486/508, bad or logged-out credentials with 401, and
+//! lets only a rate-limited trickle of unauthenticated requests through. Requests on an
+//! existing allocation are checked against the key it was made with, so the allocation
+//! outlives its credentials (see `allocs.rs`). Plain state, no sockets.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -17,20 +19,25 @@ use std::time::{Duration, Instant};
 use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    Message, Method, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE,
+    Message, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE,
     METHOD_ALLOCATE, METHOD_BINDING, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
-    METHOD_SEND,
 };
 
-use super::credentials::{user_of, Credentials};
+use super::allocs::TransportAllocs;
+use super::credentials::Credentials;
 use super::limiter::{Bucket, Limiter};
+use super::logins::LiveLogins;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
+use super::retransmit::ResponseCache;
+use super::split::{Signing, Splitter};
 use super::wire;
 
 /// State shared by every client transport of one server.
 pub struct Shared {
     pub creds: Credentials,
+    /// Logins whose REST credentials may still make new allocations.
+    pub logins: Mutex<LiveLogins>,
     pub policy: Arc<PeerPolicy>,
     pub quotas: Mutex<Quotas>,
     pub limiter: Mutex<Limiter>,
@@ -49,17 +56,12 @@ pub type AuthCell = Arc<Mutex<Option<(String, Vec<u8>)>>>;
 pub enum Verdict {
     /// Hand it to the crate.
     Pass,
+    /// Hand these bytes to the crate instead (the first part of a split request).
+    PassAs(Vec<u8>),
     /// Answer it ourselves with these bytes.
     Reply(Vec<u8>),
     /// Drop it silently.
     Drop,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Alloc {
-    None,
-    Pending { txn: [u8; 12], user: String },
-    Active { user: String },
 }
 
 /// The crate honours a nonce for an hour after issuing it. The guard remembers every nonce
@@ -81,7 +83,9 @@ pub struct Guard {
     nonces: VecDeque<(String, Instant)>,
     budget: Bucket,
     unauth_passed: u32,
-    alloc: Alloc,
+    allocs: TransportAllocs,
+    answers: ResponseCache,
+    split: Splitter,
     authenticated: bool,
     auth: AuthCell,
 }
@@ -94,14 +98,16 @@ impl Guard {
             nonces: VecDeque::new(),
             budget: Bucket::full(UNAUTH_BURST, now),
             unauth_passed: 0,
-            alloc: Alloc::None,
+            allocs: TransportAllocs::default(),
+            answers: ResponseCache::default(),
+            split: Splitter::default(),
             authenticated: false,
             auth,
         }
     }
 
     pub fn has_allocation(&self) -> bool {
-        self.alloc != Alloc::None
+        !self.allocs.is_empty()
     }
 
     /// Has this transport ever sent a request with valid credentials?
@@ -131,6 +137,10 @@ impl Guard {
         if method == METHOD_BINDING {
             return reply(wire::binding_response(&m, self.client));
         }
+        if let Some(answer) = self.answers.get(method, &m.transaction_id.0, now) {
+            // A retransmission: the answer it missed, not a new one (nor the crate's 437).
+            return Verdict::Reply(answer);
+        }
         if ![
             METHOD_ALLOCATE,
             METHOD_REFRESH,
@@ -141,39 +151,68 @@ impl Guard {
         {
             return reply(wire::error_response(&m, method, 400, "Bad Request", None));
         }
-        let nonce = wire::text_attr(&m, ATTR_NONCE);
+        self.signed(&m, now, now_unix)
+    }
+
+    /// A TURN request: verified against the nonces the crate issued here and the acceptable
+    /// keys, then checked by kind.
+    fn signed(&mut self, m: &Message, now: Instant, now_unix: u64) -> Verdict {
+        let method = m.typ.method;
+        let nonce = wire::text_attr(m, ATTR_NONCE);
         let known_nonce = nonce.as_deref().filter(|n| self.knows_nonce(n, now));
         let (Some(nonce), true) = (known_nonce, m.contains(ATTR_MESSAGE_INTEGRITY)) else {
             return self.unauthenticated(now);
         };
         let nonce = nonce.to_string();
         let (Some(username), Some(realm)) = (
-            wire::text_attr(&m, ATTR_USERNAME),
-            wire::text_attr(&m, ATTR_REALM),
+            wire::text_attr(m, ATTR_USERNAME),
+            wire::text_attr(m, ATTR_REALM),
         ) else {
-            return reply(wire::error_response(&m, method, 400, "Bad Request", None));
+            return reply(wire::error_response(m, method, 400, "Bad Request", None));
         };
-        let Some(key) = self.verify(&m, &username, &realm, now_unix) else {
+        let key = match method {
+            METHOD_ALLOCATE => None,
+            _ => self.allocation_key(m, &username),
+        };
+        let Some(key) = key.or_else(|| self.verify(m, &username, &realm, now_unix)) else {
             Counters::bump(&self.shared.counters.refused_401);
-            return reply(wire::unauthorized(&m, self.shared.creds.realm(), &nonce));
+            return reply(wire::unauthorized(m, self.shared.creds.realm(), &nonce));
         };
         self.authenticated = true;
         if let Ok(mut cell) = self.auth.lock() {
             *cell = Some((username.clone(), key.clone()));
         }
         match method {
-            METHOD_ALLOCATE => self.allocate(&m, user_of(&username), &key),
-            METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => self.peers(&m, method, &key),
+            METHOD_ALLOCATE => self.allocate(m, &username, &key),
+            METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => {
+                let sign = Signing {
+                    username: &username,
+                    realm: &realm,
+                    nonce: &nonce,
+                    key: &key,
+                };
+                self.peers(m, method, &sign)
+            }
             _ => Verdict::Pass,
         }
     }
 
-    /// Learns from what the crate sends: the nonces it issued and how Allocates ended.
-    pub fn outbound(&mut self, bytes: &[u8], now: Instant) {
+    /// Learns from what the crate sends: the nonces it issued and how Allocates ended. False:
+    /// do not send it (the answer to a part of a split request).
+    pub fn outbound(&mut self, bytes: &[u8], now: Instant) -> bool {
         if wire::is_channel_data(bytes) {
-            return;
+            return true;
         }
-        let Some(m) = wire::parse(bytes) else { return };
+        let Some(m) = wire::parse(bytes) else {
+            return true;
+        };
+        if self.split.swallow(&m.transaction_id.0) {
+            return false;
+        }
+        if m.typ.class == CLASS_ERROR_RESPONSE || m.typ.class == CLASS_SUCCESS_RESPONSE {
+            self.answers
+                .put(m.typ.method, m.transaction_id.0, bytes, now);
+        }
         if m.typ.class == CLASS_ERROR_RESPONSE {
             if let Some(nonce) = wire::text_attr(&m, ATTR_NONCE) {
                 self.nonces
@@ -181,30 +220,45 @@ impl Guard {
                 self.nonces.push_back((nonce, now));
             }
         }
+        let success = m.typ.class == CLASS_SUCCESS_RESPONSE;
+        if m.typ.method == METHOD_REFRESH && success && requests::lifetime_of(&m) == Some(0) {
+            // Gone from the crate's table; the slot waits for the relay socket's drop.
+            self.allocs.closing(None);
+        }
         if m.typ.method != METHOD_ALLOCATE {
-            return;
+            return true;
         }
-        let Alloc::Pending { txn, user } = &self.alloc else {
-            return;
-        };
-        if *txn != m.transaction_id.0 {
-            return;
+        let relay = success.then(|| requests::relayed_address(&m)).flatten();
+        if let Some(slot) = self.allocs.answered(m.transaction_id.0, success, relay) {
+            self.give_back(slot);
         }
-        if m.typ.class == CLASS_SUCCESS_RESPONSE {
-            self.alloc = Alloc::Active { user: user.clone() };
-        } else if m.typ.class == CLASS_ERROR_RESPONSE {
-            self.release();
+        true
+    }
+
+    /// The crate closed the allocation at `relay` (its `alloc_close_notify`): it has left the
+    /// crate's table, but its packet loop may still be running (see `allocs.rs`).
+    pub fn closed(&mut self, relay: SocketAddr) {
+        self.allocs.closing(Some(relay));
+    }
+
+    /// The relay socket at `relay` was dropped: the allocation is gone for good, so its quota
+    /// slot is given back (never on the Refresh(0) that asked for it).
+    pub fn relay_dropped(&mut self, relay: SocketAddr) {
+        if let Some(slot) = self.allocs.dropped(relay) {
+            self.give_back(slot);
         }
     }
 
-    /// The allocation ended (or the transport did): give its quota slot back.
+    /// The transport ended (and with it the crate server): give the quota slot back.
     pub fn release(&mut self) {
-        let user = match std::mem::replace(&mut self.alloc, Alloc::None) {
-            Alloc::None => return,
-            Alloc::Pending { user, .. } | Alloc::Active { user } => user,
-        };
+        if let Some(slot) = self.allocs.drain() {
+            self.give_back(slot);
+        }
+    }
+
+    fn give_back(&self, slot: super::quota::Slot) {
         if let Ok(mut quotas) = self.shared.quotas.lock() {
-            quotas.release(&user);
+            quotas.release(slot);
         }
     }
 
@@ -239,114 +293,47 @@ impl Guard {
         }
     }
 
-    /// The key that makes this message's MESSAGE-INTEGRITY valid, if any.
+    /// The key that makes this message's MESSAGE-INTEGRITY valid, if any, among the keys of
+    /// unexpired credentials of a live login (or a static user).
     fn verify(&self, m: &Message, username: &str, realm: &str, now_unix: u64) -> Option<Vec<u8>> {
         let keys = self
             .shared
             .creds
-            .candidate_keys(username, realm, now_unix)
+            .candidate_keys(username, realm, now_unix, |login| {
+                self.shared.logins.lock().is_ok_and(|l| l.is_live(login))
+            })
             .ok()?;
-        keys.into_iter().find(|key| {
-            let mut copy = Message::new();
-            copy.raw = m.raw.clone();
-            copy.decode().is_ok() && MessageIntegrity(key.clone()).check(&mut copy).is_ok()
-        })
+        keys.into_iter().find(|key| integrity_ok(m, key))
     }
 
-    fn allocate(&mut self, m: &Message, user: &str, key: &[u8]) -> Verdict {
-        if self.alloc != Alloc::None {
-            // A retransmission or a second Allocate on this 5-tuple: the crate answers
-            // (success is not repeated; 437 for a real second one).
-            return Verdict::Pass;
-        }
-        let family_ok = match wire::requested_ipv4(m) {
-            Some(true) => self.shared.relay_v4,
-            Some(false) => self.shared.relay_v6,
-            None => false,
-        };
-        if !family_ok {
-            Counters::bump(&self.shared.counters.refused_440);
-            return reply(wire::error_response(
-                m,
-                METHOD_ALLOCATE,
-                440,
-                "Address Family not Supported",
-                Some(key),
-            ));
-        }
-        let reserved = match self.shared.quotas.lock() {
-            Ok(mut quotas) => quotas.reserve(user),
-            Err(_) => Err(super::quota::QuotaRefusal::Total),
-        };
-        match reserved {
-            Ok(()) => {
-                self.alloc = Alloc::Pending {
-                    txn: m.transaction_id.0,
-                    user: user.to_string(),
-                };
-                Verdict::Pass
-            }
-            Err(refusal) => {
-                let counters = &self.shared.counters;
-                let (counter, reason) = match refusal.code() {
-                    486 => (&counters.refused_486, "Allocation Quota Reached"),
-                    _ => (&counters.refused_508, "Insufficient Capacity"),
-                };
-                Counters::bump(counter);
-                reply(wire::error_response(
-                    m,
-                    METHOD_ALLOCATE,
-                    refusal.code(),
-                    reason,
-                    Some(key),
-                ))
-            }
-        }
-    }
-
-    fn peers(&mut self, m: &Message, method: Method, key: &[u8]) -> Verdict {
-        let Ok(peers) = wire::peer_addresses(m) else {
-            return reply(wire::error_response(
-                m,
-                method,
-                400,
-                "Bad Request",
-                Some(key),
-            ));
-        };
-        if peers.iter().any(|p| self.shared.policy.check(*p).is_err()) {
-            Counters::bump(&self.shared.counters.refused_403);
-            return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
-        }
-        Verdict::Pass
-    }
-
-    fn send_indication(&self, m: &Message) -> Verdict {
-        if m.typ.method != METHOD_SEND {
-            return Verdict::Drop;
-        }
-        match wire::peer_addresses(m) {
-            Ok(peers)
-                if !peers.is_empty()
-                    && peers.iter().all(|p| self.shared.policy.check(*p).is_ok()) =>
-            {
-                Verdict::Pass
-            }
-            _ => {
-                Counters::bump(&self.shared.counters.send_dropped);
-                Verdict::Drop
-            }
-        }
+    /// The key of this transport's allocation made by `username`, if it signs `m`: an
+    /// allocation keeps working after its credentials expire or its login ends.
+    fn allocation_key(&self, m: &Message, username: &str) -> Option<Vec<u8>> {
+        let key = self.allocs.key_of(username)?;
+        integrity_ok(m, key).then(|| key.to_vec())
     }
 }
 
-fn reply(bytes: Option<Vec<u8>>) -> Verdict {
+pub(super) fn integrity_ok(m: &Message, key: &[u8]) -> bool {
+    let mut copy = Message::new();
+    copy.raw = m.raw.clone();
+    copy.decode().is_ok() && MessageIntegrity(key.to_vec()).check(&mut copy).is_ok()
+}
+
+pub(super) fn reply(bytes: Option<Vec<u8>>) -> Verdict {
     match bytes {
         Some(bytes) => Verdict::Reply(bytes),
         None => Verdict::Drop,
     }
 }
 
+#[path = "guard_requests.rs"]
+mod requests;
+
 #[cfg(test)]
 #[path = "guard_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "guard_identity_tests.rs"]
+mod identity_tests;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::turn::credentials::Credentials;
 use crate::turn::limiter::{Limiter, Limits};
+use crate::turn::logins::LiveLogins;
 use crate::turn::peer_policy::PeerPolicy;
 use crate::turn::quota::{Counters, Quotas};
 use std::sync::atomic::Ordering;
@@ -10,23 +11,24 @@ use stun::agent::TransactionId;
 use stun::attributes::ATTR_REALM;
 use stun::error_code::{ErrorCode, ErrorCodeAttribute};
 use stun::fingerprint::FINGERPRINT;
-use stun::message::{MessageType, Setter};
+use stun::message::{MessageType, Method, Setter, METHOD_SEND};
 use stun::textattrs::{Nonce, Realm, Username};
 use turn::proto::peeraddr::PeerAddress;
 use turn::proto::reqtrans::RequestedTransport;
 
-const REALM: &str = "callbox.test";
+pub(super) const REALM: &str = "callbox.test";
 const SECRET: &str = "a-test-secret-0123456789";
 
-fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
+pub(super) fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
     Arc::new(Shared {
         creds: Credentials::new(REALM.into(), &[SECRET.into()], &[]),
+        logins: Mutex::new(LiveLogins::new()),
         policy: Arc::new(PeerPolicy::new(
             vec!["127.0.0.1".parse().unwrap()],
             vec![],
             49152..=65535,
         )),
-        quotas: Mutex::new(Quotas::new(max_per_user, max_total)),
+        quotas: Mutex::new(Quotas::new(max_per_user, 100, max_total)),
         limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
         counters: Counters::default(),
         relay_v4: true,
@@ -34,7 +36,7 @@ fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
     })
 }
 
-fn guard(shared: &Arc<Shared>, port: u16) -> Guard {
+pub(super) fn guard(shared: &Arc<Shared>, port: u16) -> Guard {
     let client = SocketAddr::from(([198, 51, 100, 7], port));
     Guard::new(
         Arc::clone(shared),
@@ -45,20 +47,25 @@ fn guard(shared: &Arc<Shared>, port: u16) -> Guard {
 }
 
 /// A guard whose transport already got a nonce from the crate, with Alice's credentials.
-fn challenged(s: &Arc<Shared>, port: u16, nonce: &str) -> (Guard, String, String) {
+pub(super) fn challenged(s: &Arc<Shared>, port: u16, nonce: &str) -> (Guard, String, String) {
     let mut g = guard(s, port);
     nonce_from_crate(&mut g, nonce);
     let (user, pass) = creds_for(s, "alice");
     (g, user, pass)
 }
 
-fn build(attrs: Vec<Box<dyn Setter>>) -> Vec<u8> {
+pub(super) fn build(attrs: Vec<Box<dyn Setter>>) -> Vec<u8> {
     let mut m = Message::new();
     m.build(&attrs).unwrap();
     m.raw
 }
 
-fn nonce_from_crate(g: &mut Guard, nonce: &str) {
+pub(super) fn nonce_from_crate(g: &mut Guard, nonce: &str) {
+    nonce_at(g, nonce, Instant::now());
+}
+
+/// The crate's 401/438 carrying `nonce`, seen by the guard at `now`.
+pub(super) fn nonce_at(g: &mut Guard, nonce: &str, now: Instant) {
     let raw = build(vec![
         Box::new(TransactionId::new()),
         Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE)),
@@ -69,10 +76,10 @@ fn nonce_from_crate(g: &mut Guard, nonce: &str) {
         Box::new(Nonce::new(ATTR_NONCE, nonce.into())),
         Box::new(Realm::new(ATTR_REALM, REALM.into())),
     ]);
-    g.outbound(&raw, Instant::now());
+    g.outbound(&raw, now);
 }
 
-fn signed(
+pub(super) fn signed(
     method: Method,
     username: &str,
     password: &str,
@@ -99,24 +106,29 @@ fn signed(
     (build(attrs), id)
 }
 
-fn allocate_attrs() -> Vec<Box<dyn Setter>> {
+pub(super) fn allocate_attrs() -> Vec<Box<dyn Setter>> {
     vec![Box::new(RequestedTransport {
         protocol: turn::proto::PROTO_UDP,
     })]
 }
 
-fn code_of(v: &Verdict) -> Option<u16> {
+pub(super) fn code_of(v: &Verdict) -> Option<u16> {
     match v {
         Verdict::Reply(bytes) => wire::error_code(&wire::parse(bytes).unwrap()),
         _ => None,
     }
 }
 
-fn creds_for(shared: &Shared, name: &str) -> (String, String) {
-    shared.creds.mint(name, 4_000_000_000)
+/// REST credentials of a live login keyed `name`.
+pub(super) fn creds_for(shared: &Shared, name: &str) -> (String, String) {
+    shared.creds.mint(&login_id(shared, name), 4_000_000_000)
 }
 
-fn success(txn: [u8; 12]) -> Vec<u8> {
+pub(super) fn login_id(shared: &Shared, name: &str) -> String {
+    shared.logins.lock().unwrap().grant(name)
+}
+
+pub(super) fn success(txn: [u8; 12]) -> Vec<u8> {
     build(vec![
         Box::new(TransactionId(txn)),
         Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE)),
@@ -150,7 +162,7 @@ fn valid_rest_credentials_pass_and_reserve_a_quota_slot() {
     let (raw, txn) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n1", allocate_attrs());
     assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
     assert_eq!(g.auth.lock().unwrap().as_ref().unwrap().0, user);
-    assert_eq!(s.quotas.lock().unwrap().of("alice"), 1);
+    assert_eq!(s.quotas.lock().unwrap().of(&login_id(&s, "alice")), 1);
     g.outbound(&success(txn), Instant::now());
     assert!(g.has_allocation());
     g.release();
@@ -161,7 +173,7 @@ fn valid_rest_credentials_pass_and_reserve_a_quota_slot() {
 fn wrong_password_expired_wrong_realm_and_unknown_user_get_401() {
     let s = shared(10, 100);
     let (mut g, user, pass) = challenged(&s, 5000, "n1");
-    let (expired, expired_pass) = s.creds.mint("alice", 10);
+    let (expired, expired_pass) = s.creds.mint(&login_id(&s, "alice"), 10);
     let cases = [
         (user.clone(), "wrong".to_string(), REALM),
         (expired, expired_pass, REALM),

@@ -4,14 +4,19 @@
 //! front of every client transport (credentials, peer policy, quotas, rate limits), relay
 //! sockets that re-check the policy and count bytes, and TCP/TLS framing the crate lacks.
 
+mod allocs;
 pub mod config;
 pub mod credentials;
 pub mod guard;
 pub mod limiter;
+pub mod logins;
 pub mod peer_policy;
 pub mod quota;
 pub mod relay;
+mod retransmit;
+pub mod secrets;
 mod session;
+mod split;
 mod tcp;
 mod udp;
 pub mod wire;
@@ -79,6 +84,8 @@ pub struct TurnStats {
     pub clients: usize,
     /// Source addresses the unauthenticated-request limiter currently remembers.
     pub limiter_entries: usize,
+    /// Signaling logins whose credentials may make new allocations.
+    pub live_logins: usize,
 }
 
 /// A running TURN server.
@@ -131,9 +138,11 @@ impl TurnServer {
         }
         let shared = Arc::new(Shared {
             creds,
+            logins: Mutex::new(logins::LiveLogins::new()),
             policy,
             quotas: Mutex::new(Quotas::new(
                 config.max_allocations_per_user,
+                config.max_allocations_per_ip,
                 config.max_allocations,
             )),
             limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
@@ -252,13 +261,20 @@ impl TurnServer {
         self.shared.creds.realm()
     }
 
-    /// Fresh `iceServers` (JSON array) for a logged-in user, and the credentials' lifetime.
-    pub fn ice_servers_for(&self, name: &str) -> (serde_json::Value, Duration) {
+    /// Fresh `iceServers` (JSON array) for the login `login` (the caller's key for one login,
+    /// not a display name), and the credentials' lifetime. The login is live from now until
+    /// [`TurnServer::revoke_login`]; its REST username carries an opaque id, the same on every
+    /// refresh.
+    pub fn ice_servers_for(&self, login: &str) -> (serde_json::Value, Duration) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let (username, credential) = self.shared.creds.mint(name, now + self.ttl.as_secs());
+        let id = match self.shared.logins.lock() {
+            Ok(mut logins) => logins.grant(login),
+            Err(_) => return (serde_json::json!([]), self.ttl),
+        };
+        let (username, credential) = self.shared.creds.mint(&id, now + self.ttl.as_secs());
         let host = match self.public_host.parse::<std::net::Ipv6Addr>() {
             Ok(_) => format!("[{}]", self.public_host),
             Err(_) => self.public_host.clone(),
@@ -283,6 +299,14 @@ impl TurnServer {
             "credential": credential,
         }]);
         (servers, self.ttl)
+    }
+
+    /// The login `login` ended: its credentials make no new allocation from now on (401), while
+    /// allocations it already holds keep working until they end.
+    pub fn revoke_login(&self, login: &str) {
+        if let Ok(mut logins) = self.shared.logins.lock() {
+            logins.revoke(login);
+        }
     }
 
     /// Serve TURN on an already-accepted byte stream (TURN over TLS on the HTTPS port).
@@ -316,6 +340,7 @@ impl TurnServer {
             clients_refused: load(&c.clients_refused),
             clients: self.max_clients - self.clients.available_permits(),
             limiter_entries: self.shared.limiter.lock().map(|l| l.tracked()).unwrap_or(0),
+            live_logins: self.shared.logins.lock().map(|l| l.len()).unwrap_or(0),
         }
     }
 

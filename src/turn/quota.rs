@@ -1,14 +1,22 @@
-//! Allocation quotas (RFC 8656 §7.2 steps 7-8): per user (486) and for the whole server (508),
-//! plus the counters every refusal bumps so an operator can see what is being refused.
+//! Allocation quotas (RFC 8656 §7.2 steps 7-8): per login and per client address (486), and
+//! for the whole server (508), plus the counters every refusal bumps so an operator can see
+//! what is being refused.
+//!
+//! A login is the identity in its REST username (an opaque per-login id, see `logins.rs`) or a
+//! static user's name, never a display name: one person logging in under a hundred names gets
+//! a hundred logins, so the per-address cap is what stops one host filling the server.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why an Allocate was refused for capacity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaRefusal {
-    /// 486 Allocation Quota Reached.
+    /// 486 Allocation Quota Reached: this login holds its maximum.
     PerUser,
+    /// 486 Allocation Quota Reached: this client address (IPv6: /64) holds its maximum.
+    PerAddress,
     /// 508 Insufficient Capacity.
     Total,
 }
@@ -16,27 +24,44 @@ pub enum QuotaRefusal {
 impl QuotaRefusal {
     pub fn code(self) -> u16 {
         match self {
-            QuotaRefusal::PerUser => 486,
+            QuotaRefusal::PerUser | QuotaRefusal::PerAddress => 486,
             QuotaRefusal::Total => 508,
         }
     }
 }
 
-/// Allocations held (or being created) per user and in total.
+/// One allocation's place in the quotas, given back with [`Quotas::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    login: String,
+    address: IpAddr,
+}
+
+impl Slot {
+    pub fn login(&self) -> &str {
+        &self.login
+    }
+}
+
+/// Allocations held (or being created) per login, per client address and in total.
 #[derive(Debug)]
 pub struct Quotas {
     per_user: HashMap<String, usize>,
+    per_address: HashMap<IpAddr, usize>,
     total: usize,
     max_per_user: usize,
+    max_per_address: usize,
     max_total: usize,
 }
 
 impl Quotas {
-    pub fn new(max_per_user: usize, max_total: usize) -> Self {
+    pub fn new(max_per_user: usize, max_per_address: usize, max_total: usize) -> Self {
         Quotas {
             per_user: HashMap::new(),
+            per_address: HashMap::new(),
             total: 0,
             max_per_user,
+            max_per_address,
             max_total,
         }
     }
@@ -45,33 +70,66 @@ impl Quotas {
         self.total
     }
 
-    pub fn of(&self, user: &str) -> usize {
-        self.per_user.get(user).copied().unwrap_or(0)
+    pub fn of(&self, login: &str) -> usize {
+        self.per_user.get(login).copied().unwrap_or(0)
     }
 
-    /// Takes one slot for `user`, or says which limit is hit.
-    pub fn reserve(&mut self, user: &str) -> Result<(), QuotaRefusal> {
+    pub fn of_address(&self, ip: IpAddr) -> usize {
+        self.per_address.get(&address_key(ip)).copied().unwrap_or(0)
+    }
+
+    /// Takes one slot for `login` at client address `ip`, or says which limit is hit.
+    pub fn reserve(&mut self, login: &str, ip: IpAddr) -> Result<Slot, QuotaRefusal> {
+        let address = address_key(ip);
         if self.total >= self.max_total {
             return Err(QuotaRefusal::Total);
         }
-        let held = self.per_user.get(user).copied().unwrap_or(0);
+        let held = self.of(login);
         if held >= self.max_per_user {
             return Err(QuotaRefusal::PerUser);
         }
-        self.per_user.insert(user.to_string(), held + 1);
+        let at_address = self.per_address.get(&address).copied().unwrap_or(0);
+        if at_address >= self.max_per_address {
+            return Err(QuotaRefusal::PerAddress);
+        }
+        self.per_user.insert(login.to_string(), held + 1);
+        self.per_address.insert(address, at_address + 1);
         self.total += 1;
-        Ok(())
+        Ok(Slot {
+            login: login.to_string(),
+            address,
+        })
     }
 
-    /// Gives back a slot taken by [`Quotas::reserve`]. Callers release each slot once.
-    pub fn release(&mut self, user: &str) {
-        if let Some(held) = self.per_user.get_mut(user) {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
-                self.per_user.remove(user);
-            }
-            self.total = self.total.saturating_sub(1);
+    /// Gives back a slot taken by [`Quotas::reserve`] (it is consumed, so only once).
+    pub fn release(&mut self, slot: Slot) {
+        decrement(&mut self.per_user, &slot.login);
+        decrement(&mut self.per_address, &slot.address);
+        self.total = self.total.saturating_sub(1);
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(held) = map.get_mut(key) {
+        *held = held.saturating_sub(1);
+        if *held == 0 {
+            map.remove(key);
         }
+    }
+}
+
+/// IPv6 hosts get a /64 each, so one host counts as one address.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+        },
     }
 }
 
@@ -99,28 +157,42 @@ impl Counters {
 mod tests {
     use super::*;
 
-    #[test]
-    fn per_user_then_total_limits_apply() {
-        let mut q = Quotas::new(2, 3);
-        assert!(q.reserve("a").is_ok());
-        assert!(q.reserve("a").is_ok());
-        assert_eq!(q.reserve("a"), Err(QuotaRefusal::PerUser));
-        assert!(q.reserve("b").is_ok());
-        assert_eq!(q.reserve("c"), Err(QuotaRefusal::Total));
-        q.release("a");
-        assert!(q.reserve("c").is_ok());
-        assert_eq!(q.total(), 3);
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn releasing_an_unknown_user_changes_nothing() {
-        let mut q = Quotas::new(2, 3);
-        q.reserve("a").unwrap();
-        q.release("zed");
+    fn per_login_then_total_limits_apply() {
+        let mut q = Quotas::new(2, 100, 3);
+        let a = q.reserve("a", ip("192.0.2.1")).unwrap();
+        q.reserve("a", ip("192.0.2.2")).unwrap();
+        assert_eq!(q.reserve("a", ip("192.0.2.3")), Err(QuotaRefusal::PerUser));
+        q.reserve("b", ip("192.0.2.3")).unwrap();
+        assert_eq!(q.reserve("c", ip("192.0.2.4")), Err(QuotaRefusal::Total));
+        q.release(a);
+        q.reserve("c", ip("192.0.2.4")).unwrap();
+        assert_eq!(q.total(), 3);
+        assert_eq!(q.of("a"), 1);
+    }
+
+    #[test]
+    fn many_logins_from_one_address_hit_the_address_cap() {
+        let mut q = Quotas::new(10, 3, 1000);
+        let slots: Vec<Slot> = (0..3)
+            .map(|i| q.reserve(&format!("login{i}"), ip("2001:db8::1")).unwrap())
+            .collect();
+        // Another address in the same /64 is the same host.
+        assert_eq!(
+            q.reserve("login9", ip("2001:db8::2")),
+            Err(QuotaRefusal::PerAddress)
+        );
+        assert!(q.reserve("login9", ip("2001:db8:0:1::2")).is_ok());
+        assert_eq!(q.of_address(ip("2001:db8::5")), 3);
+        for slot in slots {
+            q.release(slot);
+        }
+        assert_eq!(q.of_address(ip("2001:db8::5")), 0);
         assert_eq!(q.total(), 1);
-        q.release("a");
-        q.release("a");
-        assert_eq!(q.total(), 0);
-        assert_eq!(q.of("a"), 0);
+        assert_eq!(QuotaRefusal::PerAddress.code(), 486);
     }
 }

@@ -42,11 +42,17 @@ impl RelaySettings {
     }
 }
 
+/// Told the advertised relay address when a relay socket is gone for good.
+pub type OnDrop = Arc<dyn Fn(SocketAddr) + Send + Sync>;
+
 /// One per client transport, so it knows whose allocation it is binding.
 pub struct Generator {
     pub settings: Arc<RelaySettings>,
     pub policy: Arc<PeerPolicy>,
     pub auth: AuthCell,
+    /// The crate drops a relay socket only once its allocation is out of its table and the
+    /// allocation's packet loop has ended, so the quota slot is given back here.
+    pub on_drop: OnDrop,
 }
 
 #[async_trait]
@@ -100,6 +106,7 @@ impl RelayAddressGenerator for Generator {
             in_bucket: Mutex::new(Bucket::full(burst(s.bytes_per_sec), Instant::now())),
             closed: CancellationToken::new(),
             logged: AtomicBool::new(false),
+            on_drop: Arc::clone(&self.on_drop),
         };
         Ok((Arc::new(conn), advertised))
     }
@@ -152,6 +159,7 @@ pub struct RelayConn {
     in_bucket: Mutex<Bucket>,
     closed: CancellationToken,
     logged: AtomicBool,
+    on_drop: OnDrop,
 }
 
 impl RelayConn {
@@ -202,6 +210,7 @@ impl RelayConn {
 impl Drop for RelayConn {
     fn drop(&mut self) {
         self.log_summary();
+        (self.on_drop)(self.relay);
     }
 }
 

@@ -90,6 +90,7 @@ pub async fn start(
                 settings: Arc::clone(&env.relay),
                 policy: Arc::clone(&env.shared.policy),
                 auth: Arc::clone(&auth),
+                on_drop: relay_dropped(&guard),
             }),
         }],
         realm: env.shared.creds.realm().to_string(),
@@ -109,6 +110,16 @@ pub async fn start(
     };
     env.tasks.spawn(watch.run());
     Ok(SessionHandle { inbound: tx, ended })
+}
+
+/// Tells the guard a relay socket is gone (its allocation's quota slot is free).
+fn relay_dropped(guard: &Arc<Mutex<Guard>>) -> super::relay::OnDrop {
+    let guard = Arc::downgrade(guard);
+    Arc::new(move |relay| {
+        if let Some(Ok(mut g)) = guard.upgrade().as_ref().map(|g| g.lock()) {
+            g.relay_dropped(relay);
+        }
+    })
 }
 
 /// Hands the crate the key the guard already verified for the request in flight.
@@ -147,8 +158,8 @@ impl Watch {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                Some(_) = self.close_rx.recv() => {
-                    if let Ok(mut g) = self.guard.lock() { g.release(); }
+                Some(info) = self.close_rx.recv() => {
+                    if let Ok(mut g) = self.guard.lock() { g.closed(info.relay_addr); }
                 }
                 _ = self.ended.cancelled() => break,
                 _ = self.shutdown.cancelled() => break,
@@ -231,6 +242,13 @@ impl Conn for SessionConn {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         let mut inbound = self.inbound.lock().await;
         loop {
+            // The rest of a request the guard split goes first (see split.rs).
+            if let Some(part) = self.guard.lock().ok().and_then(|mut g| g.queued()) {
+                if part.len() <= buf.len() {
+                    buf[..part.len()].copy_from_slice(&part);
+                    return Ok((part.len(), self.client));
+                }
+            }
             let message = tokio::select! {
                 m = inbound.recv() => m.ok_or_else(closed)?,
                 _ = self.ended.cancelled() => return Err(closed()),
@@ -250,6 +268,11 @@ impl Conn for SessionConn {
                     buf[..message.len()].copy_from_slice(&message);
                     return Ok((message.len(), self.client));
                 }
+                Verdict::PassAs(part) if part.len() <= buf.len() => {
+                    buf[..part.len()].copy_from_slice(&part);
+                    return Ok((part.len(), self.client));
+                }
+                Verdict::PassAs(_) => {}
                 Verdict::Reply(bytes) => {
                     if self.transport.send(&bytes).await.is_err() {
                         self.ended.cancel();
@@ -265,8 +288,12 @@ impl Conn for SessionConn {
     }
 
     async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
-        if let Ok(mut g) = self.guard.lock() {
-            g.outbound(buf, Instant::now());
+        let forward = match self.guard.lock() {
+            Ok(mut g) => g.outbound(buf, Instant::now()),
+            Err(_) => true,
+        };
+        if !forward {
+            return Ok(buf.len());
         }
         if self.transport.send(buf).await.is_err() {
             // A dead or stuck client: end its session rather than let relaying stall.

@@ -1,0 +1,151 @@
+//! The guard's checks of each request kind that reaches it signed (Allocate, CreatePermission
+//! and ChannelBind) and of Send indications: family, quota and peer policy, and the split of a
+//! multi-peer CreatePermission. A child of `guard` so it works on the guard's own state.
+
+use std::net::SocketAddr;
+
+use stun::attributes::ATTR_XOR_RELAYED_ADDRESS;
+use stun::message::{Message, Method, METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_SEND};
+
+use super::super::quota::{Counters, QuotaRefusal};
+use super::super::split::{Signing, MAX_PEERS};
+use super::super::wire;
+use super::{reply, Guard, Verdict};
+use crate::turn::credentials::user_of;
+
+impl Guard {
+    pub(super) fn allocate(&mut self, m: &Message, username: &str, key: &[u8]) -> Verdict {
+        let txn = m.transaction_id.0;
+        if self.allocs.has_txn(&txn) {
+            // A retransmission: the crate answers it (its slot is already held).
+            return Verdict::Pass;
+        }
+        if !self.allocs.is_empty() {
+            // One allocation per 5-tuple, as the crate has it; one still closing counts too (see
+            // allocs.rs). Answered before the quota check, so it is not a quota problem.
+            return reply(wire::error_response(
+                m,
+                METHOD_ALLOCATE,
+                437,
+                "Allocation Mismatch",
+                Some(key),
+            ));
+        }
+        let family_ok = match wire::requested_ipv4(m) {
+            Some(true) => self.shared.relay_v4,
+            Some(false) => self.shared.relay_v6,
+            None => false,
+        };
+        if !family_ok {
+            Counters::bump(&self.shared.counters.refused_440);
+            return reply(wire::error_response(
+                m,
+                METHOD_ALLOCATE,
+                440,
+                "Address Family not Supported",
+                Some(key),
+            ));
+        }
+        let reserved = match self.shared.quotas.lock() {
+            Ok(mut quotas) => quotas.reserve(user_of(username), self.client.ip()),
+            Err(_) => Err(QuotaRefusal::Total),
+        };
+        match reserved {
+            Ok(slot) => {
+                if let Some(old) = self.allocs.pending(txn, slot, username, key) {
+                    self.give_back(old); // unreachable: the transport had no allocation
+                }
+                Verdict::Pass
+            }
+            Err(refusal) => {
+                let counters = &self.shared.counters;
+                let (counter, reason) = match refusal.code() {
+                    486 => (&counters.refused_486, "Allocation Quota Reached"),
+                    _ => (&counters.refused_508, "Insufficient Capacity"),
+                };
+                Counters::bump(counter);
+                reply(wire::error_response(
+                    m,
+                    METHOD_ALLOCATE,
+                    refusal.code(),
+                    reason,
+                    Some(key),
+                ))
+            }
+        }
+    }
+
+    pub(super) fn peers(&mut self, m: &Message, method: Method, sign: &Signing) -> Verdict {
+        let key = sign.key;
+        let peers = wire::peer_addresses(m)
+            .ok()
+            .filter(|p| p.len() <= MAX_PEERS);
+        let Some(peers) = peers else {
+            return reply(wire::error_response(
+                m,
+                method,
+                400,
+                "Bad Request",
+                Some(key),
+            ));
+        };
+        if peers.iter().any(|p| self.shared.policy.check(*p).is_err()) {
+            Counters::bump(&self.shared.counters.refused_403);
+            return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
+        }
+        if method != METHOD_CREATE_PERMISSION || peers.len() < 2 {
+            return Verdict::Pass;
+        }
+        // The crate would install only the first peer: one request per peer instead. (With no
+        // allocation the crate answers nothing; it may as well not answer the whole request.)
+        let Some(relay_v4) = self.allocs.relay().map(|r| r.is_ipv4()) else {
+            return Verdict::Pass;
+        };
+        if peers.iter().any(|p| p.is_ipv4() != relay_v4) {
+            let reason = "Peer Address Family Mismatch";
+            return reply(wire::error_response(m, method, 443, reason, Some(key)));
+        }
+        match self.split.split(m, &peers, sign) {
+            Some(first) => Verdict::PassAs(first),
+            None => Verdict::Drop,
+        }
+    }
+
+    /// The next part of a split request, to hand to the crate before reading the client again.
+    pub fn queued(&mut self) -> Option<Vec<u8>> {
+        self.split.next()
+    }
+
+    pub(super) fn send_indication(&self, m: &Message) -> Verdict {
+        if m.typ.method != METHOD_SEND {
+            return Verdict::Drop;
+        }
+        match wire::peer_addresses(m) {
+            Ok(peers)
+                if !peers.is_empty()
+                    && peers.iter().all(|p| self.shared.policy.check(*p).is_ok()) =>
+            {
+                Verdict::Pass
+            }
+            _ => {
+                Counters::bump(&self.shared.counters.send_dropped);
+                Verdict::Drop
+            }
+        }
+    }
+}
+
+/// LIFETIME of a Refresh answer, in seconds.
+pub(super) fn lifetime_of(m: &Message) -> Option<u64> {
+    let mut lifetime = turn::proto::lifetime::Lifetime::default();
+    stun::message::Getter::get_from(&mut lifetime, m).ok()?;
+    Some(lifetime.0.as_secs())
+}
+
+/// XOR-RELAYED-ADDRESS of an Allocate success response: the address the crate will name when
+/// it reports the allocation closed.
+pub(super) fn relayed_address(m: &Message) -> Option<SocketAddr> {
+    let mut addr = stun::xoraddr::XorMappedAddress::default();
+    addr.get_from_as(m, ATTR_XOR_RELAYED_ADDRESS).ok()?;
+    Some(SocketAddr::new(addr.ip, addr.port))
+}
