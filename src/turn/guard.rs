@@ -24,6 +24,7 @@ use stun::message::{
 
 use super::credentials::{user_of, Credentials};
 use super::limiter::{Bucket, Limiter};
+use super::limits::Budgets;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
 use super::wire;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub policy: Arc<PeerPolicy>,
     pub quotas: Mutex<Quotas>,
     pub limiter: Mutex<Limiter>,
+    /// Per-source budgets for 401 answers and Binding answers.
+    pub budgets: Budgets,
     pub counters: Counters,
     pub relay_v4: bool,
     pub relay_v6: bool,
@@ -83,6 +86,9 @@ pub struct Guard {
     unauth_passed: u32,
     alloc: Alloc,
     authenticated: bool,
+    /// The last inbound message was a correctly authenticated request (activity that keeps
+    /// an idle transport alive; junk and unsigned requests never do).
+    verified_last: bool,
     auth: AuthCell,
 }
 
@@ -96,6 +102,7 @@ impl Guard {
             unauth_passed: 0,
             alloc: Alloc::None,
             authenticated: false,
+            verified_last: false,
             auth,
         }
     }
@@ -109,12 +116,18 @@ impl Guard {
         self.authenticated
     }
 
+    /// Was the last inbound message a correctly authenticated request?
+    pub fn verified_last(&self) -> bool {
+        self.verified_last
+    }
+
     /// How many unauthenticated requests went through to the crate (each may cost a nonce).
     pub fn unauth_passed(&self) -> u32 {
         self.unauth_passed
     }
 
     pub fn inbound(&mut self, bytes: &[u8], now: Instant, now_unix: u64) -> Verdict {
+        self.verified_last = false;
         if wire::is_channel_data(bytes) {
             return Verdict::Pass;
         }
@@ -129,6 +142,9 @@ impl Guard {
         }
         let method = m.typ.method;
         if method == METHOD_BINDING {
+            if !self.shared.budgets.binding(self.client.ip(), now) {
+                return Verdict::Drop;
+            }
             return reply(wire::binding_response(&m, self.client));
         }
         if ![
@@ -155,9 +171,13 @@ impl Guard {
         };
         let Some(key) = self.verify(&m, &username, &realm, now_unix) else {
             Counters::bump(&self.shared.counters.refused_401);
+            if !self.shared.budgets.unauthorized(self.client.ip(), now) {
+                return Verdict::Drop;
+            }
             return reply(wire::unauthorized(&m, self.shared.creds.realm(), &nonce));
         };
         self.authenticated = true;
+        self.verified_last = true;
         if let Ok(mut cell) = self.auth.lock() {
             *cell = Some((username.clone(), key.clone()));
         }

@@ -28,6 +28,7 @@ fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
         )),
         quotas: Mutex::new(Quotas::new(max_per_user, max_total)),
         limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
+        budgets: crate::turn::limits::Budgets::new(Default::default(), Instant::now()),
         counters: Counters::default(),
         relay_v4: true,
         relay_v6: false,
