@@ -238,3 +238,62 @@ async fn binding_answers_come_out_of_a_per_source_budget() {
     assert_eq!(other.response(txn).await.expect("answered").code, 0);
     server.close().await;
 }
+
+#[tokio::test]
+async fn permissions_and_channels_past_the_cap_get_508() {
+    let limits = TurnLimits {
+        permissions_per_allocation: 4,
+        channels_per_allocation: 2,
+        ..TurnLimits::default()
+    };
+    let server = start_with_limits(config(), None, limits).await;
+    let (u, p) = rest_credentials(&server, "alice");
+    let mut c = RawClient::new(server.udp_addrs()[0], &u, &p).await;
+    assert_eq!(c.allocate().await.unwrap().code, 0);
+    let peer = |i: u8| SocketAddr::from(([8, 8, 8, i], 5000));
+    for i in 1..=2 {
+        assert_eq!(
+            c.channel_bind(0x4000 + u16::from(i), peer(i))
+                .await
+                .unwrap()
+                .code,
+            0
+        );
+    }
+    assert_eq!(c.channel_bind(0x4010, peer(3)).await.unwrap().code, 508);
+    for i in 3..=4 {
+        assert_eq!(c.create_permission(&[peer(i)]).await.unwrap().code, 0);
+    }
+    assert_eq!(c.create_permission(&[peer(5)]).await.unwrap().code, 508);
+    // Refreshing what it holds is fine; the refusals are counted.
+    assert_eq!(
+        c.create_permission(&[peer(1), peer(4)]).await.unwrap().code,
+        0
+    );
+    assert_eq!(c.channel_bind(0x4001, peer(1)).await.unwrap().code, 0);
+    assert_eq!(server.stats().refused_508, 2);
+    server.close().await;
+}
+
+#[tokio::test]
+async fn creating_permissions_too_fast_gets_508() {
+    let limits = TurnLimits {
+        peer_creations_burst: 3.0,
+        peer_creations_per_sec: 0.01,
+        ..TurnLimits::default()
+    };
+    let server = start_with_limits(config(), None, limits).await;
+    let (u, p) = rest_credentials(&server, "alice");
+    let mut c = RawClient::new(server.udp_addrs()[0], &u, &p).await;
+    assert_eq!(c.allocate().await.unwrap().code, 0);
+    let codes: Vec<u16> = {
+        let mut codes = Vec::new();
+        for i in 1..=5u8 {
+            let peer = SocketAddr::from(([8, 8, 4, i], 5000));
+            codes.push(c.create_permission(&[peer]).await.unwrap().code);
+        }
+        codes
+    };
+    assert_eq!(codes, vec![0, 0, 0, 508, 508]);
+    server.close().await;
+}

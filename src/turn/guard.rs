@@ -25,6 +25,7 @@ use stun::message::{
 use super::credentials::{user_of, Credentials};
 use super::limiter::{Bucket, Limiter};
 use super::limits::Budgets;
+use super::peer_cap::PeerCap;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
 use super::wire;
@@ -89,12 +90,15 @@ pub struct Guard {
     /// The last inbound message was a correctly authenticated request (activity that keeps
     /// an idle transport alive; junk and unsigned requests never do).
     verified_last: bool,
+    /// Permissions and channels of this transport's allocation, capped.
+    peer_cap: PeerCap,
     auth: AuthCell,
 }
 
 impl Guard {
     pub fn new(shared: Arc<Shared>, client: SocketAddr, auth: AuthCell, now: Instant) -> Self {
         Guard {
+            peer_cap: PeerCap::new(&shared.budgets.limits, now),
             shared,
             client,
             nonces: VecDeque::new(),
@@ -183,7 +187,7 @@ impl Guard {
         }
         match method {
             METHOD_ALLOCATE => self.allocate(&m, user_of(&username), &key),
-            METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => self.peers(&m, method, &key),
+            METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => self.peers(&m, method, &key, now),
             _ => Verdict::Pass,
         }
     }
@@ -219,6 +223,7 @@ impl Guard {
 
     /// The allocation ended (or the transport did): give its quota slot back.
     pub fn release(&mut self) {
+        self.peer_cap.clear();
         let user = match std::mem::replace(&mut self.alloc, Alloc::None) {
             Alloc::None => return,
             Alloc::Pending { user, .. } | Alloc::Active { user } => user,
@@ -324,7 +329,7 @@ impl Guard {
         }
     }
 
-    fn peers(&mut self, m: &Message, method: Method, key: &[u8]) -> Verdict {
+    fn peers(&mut self, m: &Message, method: Method, key: &[u8], now: Instant) -> Verdict {
         let Ok(peers) = wire::peer_addresses(m) else {
             return reply(wire::error_response(
                 m,
@@ -337,6 +342,17 @@ impl Guard {
         if peers.iter().any(|p| self.shared.policy.check(*p).is_err()) {
             Counters::bump(&self.shared.counters.refused_403);
             return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
+        }
+        let capped = match (method, wire::channel_number(m), peers.first()) {
+            (METHOD_CHANNEL_BIND, Some(number), Some(peer)) => {
+                self.peer_cap.bind(number, *peer, now)
+            }
+            _ => self.peer_cap.permit(&peers, now),
+        };
+        if capped.is_err() {
+            Counters::bump(&self.shared.counters.refused_508);
+            let reason = "Insufficient Capacity";
+            return reply(wire::error_response(m, method, 508, reason, Some(key)));
         }
         Verdict::Pass
     }

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod guard;
 pub mod limiter;
 pub mod limits;
+mod peer_cap;
 pub mod peer_policy;
 pub mod quota;
 pub mod relay;
