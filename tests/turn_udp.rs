@@ -122,7 +122,7 @@ async fn every_denied_peer_range_is_refused_with_403() {
 }
 
 #[tokio::test]
-async fn own_relay_address_is_a_peer_on_relay_ports_only() {
+async fn own_relay_address_is_a_peer_on_live_relay_ports_only() {
     // A relay range above the ephemeral ports, so the victim socket below is outside it.
     let mut cfg = config();
     cfg.relay_port_min = 61000;
@@ -131,9 +131,49 @@ async fn own_relay_address_is_a_peer_on_relay_ports_only() {
     let (u, p) = rest_credentials(&server, "alice");
     let mut c = RawClient::new(server.udp_addrs()[0], &u, &p).await;
     let relayed = RawClient::relayed(&c.allocate().await.unwrap());
-    let on_relay_port = SocketAddr::new(relayed.ip(), 61500);
-    assert_eq!(c.create_permission(&[on_relay_port]).await.unwrap().code, 0);
-    assert_eq!(c.channel_bind(0x4002, on_relay_port).await.unwrap().code, 0);
+    let mut other = RawClient::new(server.udp_addrs()[0], &u, &p).await;
+    let live = RawClient::relayed(&other.allocate().await.unwrap());
+    assert_eq!(c.create_permission(&[live]).await.unwrap().code, 0);
+    assert_eq!(c.channel_bind(0x4002, live).await.unwrap().code, 0);
+    // A port in the relay range that no allocation holds: another program's socket there
+    // must not be reachable.
+    let squatter = tokio::net::UdpSocket::bind("127.0.0.1:61777")
+        .await
+        .unwrap();
+    let not_live = squatter.local_addr().unwrap();
+    assert!(not_live != live && not_live != relayed);
+    assert_eq!(c.create_permission(&[not_live]).await.unwrap().code, 403);
+    assert_eq!(c.channel_bind(0x4003, not_live).await.unwrap().code, 403);
+    // The crate's permission for 127.0.0.1 is IP-wide: Send indications to the squatter's
+    // port are still dropped, and its datagrams to our relay do not reach the client.
+    c.send_indication(not_live, b"should not arrive").await;
+    let mut buf = [0u8; 64];
+    let got = tokio::time::timeout(Duration::from_millis(300), squatter.recv_from(&mut buf)).await;
+    assert!(
+        got.is_err(),
+        "a Send indication reached a non-live relay-range port"
+    );
+    squatter.send_to(b"injected", relayed).await.unwrap();
+    assert!(c.next_data(Duration::from_millis(300)).await.is_none());
+    // Once the other allocation ends, its port is no peer any more.
+    let reply = other
+        .request(
+            stun::message::METHOD_REFRESH,
+            vec![Box::new(turn::proto::lifetime::Lifetime(Duration::ZERO))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 0);
+    assert!(eventually(|| server.stats().allocations == 1).await);
+    let mut freed = false;
+    for _ in 0..50 {
+        if c.create_permission(&[live]).await.unwrap().code == 403 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "an ended allocation's port stayed a peer");
     for port in [
         server.udp_addrs()[0].port(),
         server.tcp_addrs()[0].port(),
@@ -157,7 +197,7 @@ async fn own_relay_address_is_a_peer_on_relay_ports_only() {
     let mut buf = [0u8; 64];
     let got = tokio::time::timeout(Duration::from_millis(300), victim.recv_from(&mut buf)).await;
     assert!(got.is_err(), "a Send indication reached a non-relay port");
-    assert_eq!(server.stats().send_dropped, 1);
+    assert_eq!(server.stats().send_dropped, 2);
     server.close().await;
 }
 
@@ -311,9 +351,10 @@ async fn external_ip_is_advertised_as_the_relay_address() {
     let relayed = RawClient::relayed(&c.allocate().await.unwrap());
     assert_eq!(relayed.ip().to_string(), "203.0.113.9");
     assert!(relayed.port() >= 49152);
-    // The advertised address counts as our own: a peer on relay ports only.
-    let peer = SocketAddr::new(relayed.ip(), 50000);
-    assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 0);
+    // The advertised address counts as our own: a peer on live relay ports only.
+    assert_eq!(c.create_permission(&[relayed]).await.unwrap().code, 0);
+    let peer = SocketAddr::new(relayed.ip(), relayed.port() ^ 1);
+    assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 403);
     let peer = SocketAddr::new(relayed.ip(), 443);
     assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 403);
     server.close().await;

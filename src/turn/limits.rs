@@ -42,6 +42,8 @@ pub struct TurnLimits {
     pub unauthorized: Limits,
     /// Binding answers (stateless, but each is a datagram a spoofed source can aim).
     pub binding: Limits,
+    /// How often the host's interface addresses are re-read for the peer policy.
+    pub host_poll: Duration,
 }
 
 impl Default for TurnLimits {
@@ -70,6 +72,7 @@ impl Default for TurnLimits {
                 global_burst: 40_000.0,
                 ..Limits::default()
             },
+            host_poll: Duration::from_secs(15),
         }
     }
 }

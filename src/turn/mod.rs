@@ -8,6 +8,7 @@ mod admission;
 pub mod config;
 pub mod credentials;
 pub mod guard;
+mod host_watch;
 pub mod limiter;
 pub mod limits;
 mod peer_cap;
@@ -132,7 +133,7 @@ impl TurnServer {
                 allowed.clone(),
                 config.relay_port_min..=config.relay_port_max,
             )
-            .with_host_addresses(host_addresses()),
+            .with_host_addresses(host_watch::host_addresses()),
         );
         for net in &allowed {
             tracing::warn!(
@@ -229,6 +230,12 @@ impl TurnServer {
             }
             env.tasks.spawn(tcp::serve(listener, tls, env.clone()));
         }
+        env.tasks.spawn(host_watch::run(
+            Arc::clone(&env.shared.policy),
+            limits.host_poll,
+            host_watch::host_addresses,
+            server.stop.clone(),
+        ));
         let sweeper = env.shared.clone();
         let stop = server.stop.clone();
         env.tasks.spawn(async move {
@@ -343,18 +350,5 @@ impl TurnServer {
         self.stop.cancel();
         self.env.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.env.tasks.wait()).await;
-    }
-}
-
-/// Every address on this host's interfaces, so a relay cannot reach services bound to an address
-/// that is not a relay address (a second public IP, a LAN or VPN interface). Read once at start:
-/// an address added later is still covered by the deny list if it is private.
-fn host_addresses() -> Vec<std::net::IpAddr> {
-    match if_addrs::get_if_addrs() {
-        Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
-        Err(err) => {
-            tracing::warn!("cannot list this host's addresses to refuse them as TURN peers: {err}");
-            Vec::new()
-        }
     }
 }
