@@ -238,3 +238,55 @@ async fn binding_answers_come_out_of_a_per_source_budget() {
     assert_eq!(other.response(txn).await.expect("answered").code, 0);
     server.close().await;
 }
+
+#[tokio::test]
+async fn bad_credential_401s_come_out_of_a_per_source_budget() {
+    let server = start(config()).await;
+    let addr = server.udp_addrs()[0];
+    let transport = || -> Vec<Box<dyn stun::message::Setter>> {
+        vec![Box::new(turn::proto::reqtrans::RequestedTransport {
+            protocol: turn::proto::PROTO_UDP,
+        })]
+    };
+    let (u, _) = rest_credentials(&server, "alice");
+    let mut guesser = RawClient::new_from("127.0.0.13", addr, &u, "a wrong guess").await;
+    assert_eq!(
+        guesser
+            .request(METHOD_ALLOCATE, transport())
+            .await
+            .unwrap()
+            .code,
+        401
+    );
+    let guessers = std::slice::from_ref(&guesser);
+    for i in 0..200 {
+        let (signed, _) = guesser.build(METHOD_ALLOCATE, transport(), true);
+        flood(guessers, &signed, 1).await;
+        if i % 20 == 19 {
+            // Paced so the session's 64-message queue does not drop the guesses.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = drain(guessers);
+    assert!(
+        (1..=12).contains(&answered),
+        "{answered} answers to 200 guesses"
+    );
+    // The guard checked (and refused) far more guesses than it answered.
+    assert!(server.stats().refused_401 >= 100, "{:?}", server.stats());
+
+    // Another source guessing wrong is still told so.
+    let mut other = RawClient::new_from("127.0.0.14", addr, &u, "another guess").await;
+    assert_eq!(
+        other
+            .request(METHOD_ALLOCATE, transport())
+            .await
+            .unwrap()
+            .code,
+        401
+    );
+    let reply = other.request(METHOD_ALLOCATE, transport()).await;
+    assert_eq!(reply.expect("answered").code, 401);
+    server.close().await;
+}
