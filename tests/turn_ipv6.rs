@@ -76,3 +76,31 @@ async fn ipv4_clients_of_a_dual_stack_listener_see_their_ipv4_address() {
     assert_eq!(xor.ip.to_string(), "127.0.0.1");
     server.close().await;
 }
+
+#[tokio::test]
+async fn special_purpose_ipv6_peers_from_the_iana_registry_are_refused() {
+    let mut cfg = config();
+    cfg.listen_udp = vec!["[::1]:0".parse().unwrap()];
+    cfg.relay_ips = vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+    let server = start(cfg).await;
+    let (u, p) = rest_credentials(&server, "alice");
+    let mut a = RawClient::new(server.udp_addrs()[0], &u, &p).await;
+    RawClient::relayed(&a.allocate_family(Some(true)).await.unwrap());
+    // Documentation (RFC 9637), SRv6 SIDs, ORCHIDv2, TURN anycast, AS112, the dummy prefix.
+    for ip in [
+        "3fff::1",
+        "5f00::1",
+        "2001:20::1",
+        "2001:1::2",
+        "2620:4f:8000::1",
+        "100:0:0:1::1",
+    ] {
+        let peer = SocketAddr::new(ip.parse().unwrap(), 5000);
+        let reply = a.create_permission(&[peer]).await.unwrap();
+        assert_eq!(reply.code, 403, "{peer}");
+    }
+    // A global unicast address is still a peer.
+    let public: SocketAddr = "[2606:4700::1111]:5000".parse().unwrap();
+    assert_eq!(a.create_permission(&[public]).await.unwrap().code, 0);
+    server.close().await;
+}

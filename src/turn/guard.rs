@@ -26,7 +26,9 @@ use stun::message::{
 use super::allocs::TransportAllocs;
 use super::credentials::Credentials;
 use super::limiter::{Bucket, Limiter};
+use super::limits::Budgets;
 use super::logins::LiveLogins;
+use super::peer_cap::PeerCap;
 use super::peer_policy::PeerPolicy;
 use super::quota::{Counters, Quotas};
 use super::retransmit::ResponseCache;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub policy: Arc<PeerPolicy>,
     pub quotas: Mutex<Quotas>,
     pub limiter: Mutex<Limiter>,
+    /// Per-source budgets for 401 answers and Binding answers.
+    pub budgets: Budgets,
     pub counters: Counters,
     pub relay_v4: bool,
     pub relay_v6: bool,
@@ -87,12 +91,18 @@ pub struct Guard {
     answers: ResponseCache,
     split: Splitter,
     authenticated: bool,
+    /// The last inbound message was a correctly authenticated request (activity that keeps
+    /// an idle transport alive; junk and unsigned requests never do).
+    verified_last: bool,
+    /// Permissions and channels of this transport's allocation, capped.
+    peer_cap: PeerCap,
     auth: AuthCell,
 }
 
 impl Guard {
     pub fn new(shared: Arc<Shared>, client: SocketAddr, auth: AuthCell, now: Instant) -> Self {
         Guard {
+            peer_cap: PeerCap::new(&shared.budgets.limits, now),
             shared,
             client,
             nonces: VecDeque::new(),
@@ -102,6 +112,7 @@ impl Guard {
             answers: ResponseCache::default(),
             split: Splitter::default(),
             authenticated: false,
+            verified_last: false,
             auth,
         }
     }
@@ -115,12 +126,18 @@ impl Guard {
         self.authenticated
     }
 
+    /// Was the last inbound message a correctly authenticated request?
+    pub fn verified_last(&self) -> bool {
+        self.verified_last
+    }
+
     /// How many unauthenticated requests went through to the crate (each may cost a nonce).
     pub fn unauth_passed(&self) -> u32 {
         self.unauth_passed
     }
 
     pub fn inbound(&mut self, bytes: &[u8], now: Instant, now_unix: u64) -> Verdict {
+        self.verified_last = false;
         if wire::is_channel_data(bytes) {
             return Verdict::Pass;
         }
@@ -135,6 +152,9 @@ impl Guard {
         }
         let method = m.typ.method;
         if method == METHOD_BINDING {
+            if !self.shared.budgets.binding(self.client.ip(), now) {
+                return Verdict::Drop;
+            }
             return reply(wire::binding_response(&m, self.client));
         }
         if let Some(answer) = self.answers.get(method, &m.transaction_id.0, now) {
@@ -176,9 +196,13 @@ impl Guard {
         };
         let Some(key) = key.or_else(|| self.verify(m, &username, &realm, now_unix)) else {
             Counters::bump(&self.shared.counters.refused_401);
+            if !self.shared.budgets.unauthorized(self.client.ip(), now) {
+                return Verdict::Drop;
+            }
             return reply(wire::unauthorized(m, self.shared.creds.realm(), &nonce));
         };
         self.authenticated = true;
+        self.verified_last = true;
         if let Ok(mut cell) = self.auth.lock() {
             *cell = Some((username.clone(), key.clone()));
         }
@@ -191,7 +215,7 @@ impl Guard {
                     nonce: &nonce,
                     key: &key,
                 };
-                self.peers(m, method, &sign)
+                self.peers(m, method, &sign, now)
             }
             _ => Verdict::Pass,
         }
@@ -251,6 +275,7 @@ impl Guard {
 
     /// The transport ended (and with it the crate server): give the quota slot back.
     pub fn release(&mut self) {
+        self.peer_cap.clear();
         if let Some(slot) = self.allocs.drain() {
             self.give_back(slot);
         }

@@ -3,9 +3,12 @@
 //! multi-peer CreatePermission. A child of `guard` so it works on the guard's own state.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use stun::attributes::ATTR_XOR_RELAYED_ADDRESS;
-use stun::message::{Message, Method, METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_SEND};
+use stun::message::{
+    Message, Method, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND,
+};
 
 use super::super::quota::{Counters, QuotaRefusal};
 use super::super::split::{Signing, MAX_PEERS};
@@ -75,7 +78,13 @@ impl Guard {
         }
     }
 
-    pub(super) fn peers(&mut self, m: &Message, method: Method, sign: &Signing) -> Verdict {
+    pub(super) fn peers(
+        &mut self,
+        m: &Message,
+        method: Method,
+        sign: &Signing,
+        now: Instant,
+    ) -> Verdict {
         let key = sign.key;
         let peers = wire::peer_addresses(m)
             .ok()
@@ -92,6 +101,17 @@ impl Guard {
         if peers.iter().any(|p| self.shared.policy.check(*p).is_err()) {
             Counters::bump(&self.shared.counters.refused_403);
             return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
+        }
+        let capped = match (method, wire::channel_number(m), peers.first()) {
+            (METHOD_CHANNEL_BIND, Some(number), Some(peer)) => {
+                self.peer_cap.bind(number, *peer, now)
+            }
+            _ => self.peer_cap.permit(&peers, now),
+        };
+        if capped.is_err() {
+            Counters::bump(&self.shared.counters.refused_508);
+            let reason = "Insufficient Capacity";
+            return reply(wire::error_response(m, method, 508, reason, Some(key)));
         }
         if method != METHOD_CREATE_PERMISSION || peers.len() < 2 {
             return Verdict::Pass;

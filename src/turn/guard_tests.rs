@@ -20,16 +20,16 @@ pub(super) const REALM: &str = "callbox.test";
 const SECRET: &str = "a-test-secret-0123456789";
 
 pub(super) fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
+    let policy = PeerPolicy::new(vec!["127.0.0.1".parse().unwrap()], vec![], 49152..=65535);
+    // Our own address is a peer on live relay ports only: make 50000 one.
+    policy.relay_opened(SocketAddr::from(([127, 0, 0, 1], 50000)));
     Arc::new(Shared {
         creds: Credentials::new(REALM.into(), &[SECRET.into()], &[]),
         logins: Mutex::new(LiveLogins::new()),
-        policy: Arc::new(PeerPolicy::new(
-            vec!["127.0.0.1".parse().unwrap()],
-            vec![],
-            49152..=65535,
-        )),
+        policy: Arc::new(policy),
         quotas: Mutex::new(Quotas::new(max_per_user, 100, max_total)),
         limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
+        budgets: crate::turn::limits::Budgets::new(Default::default(), Instant::now()),
         counters: Counters::default(),
         relay_v4: true,
         relay_v6: false,

@@ -58,8 +58,11 @@ impl Default for Limits {
         Limits {
             per_ip_rate: 2.0,
             per_ip_burst: 20.0,
-            global_rate: 200.0,
-            global_burst: 400.0,
+            // Per source first, then global; the global bucket is sized so that draining it
+            // takes 500 sources (IPv6 /64s) spending their whole burst at once, or 2500
+            // flooding steadily: a handful of sources cannot lock everyone else out.
+            global_rate: 5000.0,
+            global_burst: 10_000.0,
             max_tracked: 8192,
         }
     }
@@ -126,7 +129,7 @@ impl Limiter {
 }
 
 /// IPv6 hosts get a /64 each, so limiting per address would let one host use 2^64 buckets.
-fn key_of(ip: IpAddr) -> IpAddr {
+pub fn key_of(ip: IpAddr) -> IpAddr {
     match crate::turn::peer_policy::canonical(ip) {
         IpAddr::V6(v6) => {
             let s = v6.segments();

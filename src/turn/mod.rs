@@ -4,12 +4,16 @@
 //! front of every client transport (credentials, peer policy, quotas, rate limits), relay
 //! sockets that re-check the policy and count bytes, and TCP/TLS framing the crate lacks.
 
+mod admission;
 mod allocs;
 pub mod config;
 pub mod credentials;
 pub mod guard;
+mod host_watch;
 pub mod limiter;
+pub mod limits;
 pub mod logins;
+mod peer_cap;
 pub mod peer_policy;
 pub mod quota;
 pub mod relay;
@@ -28,15 +32,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::{TurnConfig, TurnUser};
 
+use admission::{Admission, Kind};
 use credentials::Credentials;
 use guard::Shared;
-use limiter::{Limiter, Limits};
+use limiter::Limiter;
+use limits::{Budgets, TurnLimits};
 use peer_policy::PeerPolicy;
 use quota::Quotas;
 use relay::RelaySettings;
@@ -97,14 +102,21 @@ pub struct TurnServer {
     https_port: Option<u16>,
     ttl: Duration,
     shared: Arc<Shared>,
-    clients: Arc<Semaphore>,
-    max_clients: usize,
     env: SessionEnv,
     stop: CancellationToken,
 }
 
 impl TurnServer {
     pub async fn start(config: &TurnConfig, ctx: TurnContext) -> Result<TurnServer, TurnError> {
+        Self::start_with_limits(config, ctx, TurnLimits::default()).await
+    }
+
+    /// [`TurnServer::start`] with other built-in limits (tests shorten the lifetimes).
+    pub async fn start_with_limits(
+        config: &TurnConfig,
+        ctx: TurnContext,
+        limits: TurnLimits,
+    ) -> Result<TurnServer, TurnError> {
         let realm = match config.realm.trim() {
             "" => ctx.public_host.clone(),
             realm => realm.to_string(),
@@ -128,7 +140,7 @@ impl TurnServer {
                 allowed.clone(),
                 config.relay_port_min..=config.relay_port_max,
             )
-            .with_host_addresses(host_addresses()),
+            .with_host_addresses(host_watch::host_addresses()),
         );
         for net in &allowed {
             tracing::warn!(
@@ -145,8 +157,9 @@ impl TurnServer {
                 config.max_allocations_per_ip,
                 config.max_allocations,
             )),
-            limiter: Mutex::new(Limiter::new(Limits::default(), Instant::now())),
+            limiter: Mutex::new(Limiter::new(limits.nonce, Instant::now())),
             counters: Default::default(),
+            budgets: Budgets::new(limits.clone(), Instant::now()),
             relay_v4: config.relay_ips.iter().any(|ip| ip.is_ipv4()),
             relay_v6: config.relay_ips.iter().any(|ip| ip.is_ipv6()),
         });
@@ -160,10 +173,14 @@ impl TurnServer {
                 port_max: config.relay_port_max,
                 bytes_per_sec: config.bandwidth_per_allocation_kbps.saturating_mul(125),
             }),
+            admission: Admission::new(
+                config.max_clients,
+                TurnLimits::per_address(limits.udp_sessions_per_address, config.max_clients),
+                TurnLimits::per_address(limits.stream_connections_per_address, config.max_clients),
+            ),
             shutdown: stop.clone(),
             tasks: TaskTracker::new(),
         };
-        let clients = Arc::new(Semaphore::new(config.max_clients));
 
         let tls_acceptor = match (config.listen_tls.is_empty(), &ctx.tls) {
             (true, _) => None,
@@ -207,15 +224,12 @@ impl TurnServer {
             https_port: ctx.https_port,
             ttl: Duration::from_secs(config.credential_ttl_secs),
             shared,
-            clients: Arc::clone(&clients),
-            max_clients: config.max_clients,
             env: env.clone(),
             stop,
         };
         for (socket, addr) in udp_sockets.into_iter().zip(&config.listen_udp) {
             server.udp.push(bound(socket.local_addr(), *addr));
-            env.tasks
-                .spawn(udp::serve(socket, env.clone(), Arc::clone(&clients)));
+            env.tasks.spawn(udp::serve(socket, env.clone()));
         }
         for (listener, tls) in tcp_listeners {
             let addr = bound(listener.local_addr(), SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -223,16 +237,24 @@ impl TurnServer {
                 Some(_) => server.tls.push(addr),
                 None => server.tcp.push(addr),
             }
-            env.tasks
-                .spawn(tcp::serve(listener, tls, env.clone(), Arc::clone(&clients)));
+            env.tasks.spawn(tcp::serve(listener, tls, env.clone()));
         }
+        env.tasks.spawn(host_watch::run(
+            Arc::clone(&env.shared.policy),
+            limits.host_poll,
+            host_watch::host_addresses,
+            server.stop.clone(),
+        ));
         let sweeper = env.shared.clone();
         let stop = server.stop.clone();
         env.tasks.spawn(async move {
             let mut tick = tokio::time::interval(limiter::SWEEP_EVERY);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => if let Ok(mut l) = sweeper.limiter.lock() { l.sweep(Instant::now()) },
+                    _ = tick.tick() => {
+                        if let Ok(mut l) = sweeper.limiter.lock() { l.sweep(Instant::now()) }
+                        sweeper.budgets.sweep(Instant::now());
+                    }
                     _ = stop.cancelled() => break,
                 }
             }
@@ -314,14 +336,18 @@ impl TurnServer {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Ok(permit) = Arc::clone(&self.clients).try_acquire_owned() else {
-            quota::Counters::bump(&self.shared.counters.clients_refused);
-            return;
+        let ip = session::unmapped(peer).ip();
+        let ticket = match self.env.admission.admit(Kind::Stream, ip) {
+            Ok(ticket) => ticket,
+            Err(why) => {
+                quota::Counters::bump(&self.shared.counters.clients_refused);
+                return self.env.admission.note_refusal(Kind::Stream, peer, why);
+            }
         };
         let env = self.env.clone();
         self.env
             .tasks
-            .spawn(tcp::run(stream, peer, local, env, permit));
+            .spawn(tcp::run(stream, peer, local, env, ticket));
     }
 
     pub fn stats(&self) -> TurnStats {
@@ -338,7 +364,7 @@ impl TurnServer {
             unauth_passed: load(&c.unauth_passed),
             unauth_dropped: load(&c.unauth_dropped),
             clients_refused: load(&c.clients_refused),
-            clients: self.max_clients - self.clients.available_permits(),
+            clients: self.env.admission.in_use(),
             limiter_entries: self.shared.limiter.lock().map(|l| l.tracked()).unwrap_or(0),
             live_logins: self.shared.logins.lock().map(|l| l.len()).unwrap_or(0),
         }
@@ -349,18 +375,5 @@ impl TurnServer {
         self.stop.cancel();
         self.env.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.env.tasks.wait()).await;
-    }
-}
-
-/// Every address on this host's interfaces, so a relay cannot reach services bound to an address
-/// that is not a relay address (a second public IP, a LAN or VPN interface). Read once at start:
-/// an address added later is still covered by the deny list if it is private.
-fn host_addresses() -> Vec<std::net::IpAddr> {
-    match if_addrs::get_if_addrs() {
-        Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
-        Err(err) => {
-            tracing::warn!("cannot list this host's addresses to refuse them as TURN peers: {err}");
-            Vec::new()
-        }
     }
 }

@@ -3,44 +3,77 @@
 //! An open relay lets anyone on the internet reach the server's loopback, its LAN and cloud
 //! metadata services. So every peer address is canonicalised first (IPv4 hidden inside IPv6 is
 //! how coturn CVE-2020-26262 and CVE-2026-27624 slipped past its deny list), then: our own relay
-//! addresses are allowed on the relay port range only; the host's other addresses (a second
-//! public IP, a LAN address) are refused on every port, even inside an allow-listed LAN; the
-//! operator's allow-list comes next; then the built-in deny list of special-purpose ranges.
+//! addresses are allowed only on ports that are live allocations of this server (not on any
+//! other program's socket that happens to sit in the relay range); the host's other addresses
+//! (a second public IP, a LAN address) are refused on every port, even inside an allow-listed
+//! LAN; the operator's allow-list comes next; then the built-in deny list of special-purpose
+//! ranges. The live relays and the host's addresses change while the server runs, so they sit
+//! behind locks here; the policy itself stays a plain value with no sockets or clocks.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::RwLock;
 
 use ipnet::IpNet;
 
-/// Special-purpose ranges no relay may reach (IANA special registries, RFC 6890 and friends).
+/// Special-purpose ranges no relay may reach, unless `allow_peers` names them.
+///
+/// Every entry of the IANA IPv4 Special-Purpose Address Registry and the IANA IPv6
+/// Special-Purpose Address Registry (the IPv6 one as last updated 2025-10-09; the IPv4 one as
+/// of the same check), including the entries IANA marks "globally reachable" (anycast
+/// services, AS112, AMT, ORCHIDv2, DETs, NAT64's well-known prefix): no browser needs to relay
+/// to those, so the rule stays "deny unless allow-listed". Plus multicast (224/4, ff00::/8)
+/// and the deprecated site-local fec0::/10, which are in other registries.
 pub const DENIED: &[&str] = &[
-    "0.0.0.0/8",
-    "127.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.88.99.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-    "::/128",
-    "::1/128",
-    "64:ff9b::/96",
-    "64:ff9b:1::/48",
-    "100::/64",
-    "2001::/32",
-    "2001:db8::/32",
-    "2002::/16",
-    "fc00::/7",
-    "fe80::/10",
-    "fec0::/10",
-    "ff00::/8",
+    // IPv4 special-purpose registry.
+    "0.0.0.0/8",          // "this network" (0.0.0.0/32 "this host" inside it)
+    "10.0.0.0/8",         // private use
+    "100.64.0.0/10",      // shared address space (CGN)
+    "127.0.0.0/8",        // loopback
+    "169.254.0.0/16",     // link local (cloud metadata lives here)
+    "172.16.0.0/12",      // private use
+    "192.0.0.0/24",       // IETF protocol assignments (DS-Lite, PCP/TURN anycast, NAT64 discovery)
+    "192.0.2.0/24",       // documentation (TEST-NET-1)
+    "192.31.196.0/24",    // AS112-v4
+    "192.52.193.0/24",    // AMT
+    "192.88.99.0/24",     // deprecated 6to4 relay anycast
+    "192.168.0.0/16",     // private use
+    "192.175.48.0/24",    // direct delegation AS112 service
+    "198.18.0.0/15",      // benchmarking
+    "198.51.100.0/24",    // documentation (TEST-NET-2)
+    "203.0.113.0/24",     // documentation (TEST-NET-3)
+    "240.0.0.0/4",        // reserved
+    "255.255.255.255/32", // limited broadcast (inside 240/4, listed as the registry does)
+    "224.0.0.0/4",        // multicast (multicast registry)
+    // IPv6 special-purpose registry.
+    "::/128",            // unspecified
+    "::1/128",           // loopback
+    "::ffff:0:0/96",     // IPv4-mapped (refused earlier as embedded IPv4 anyway)
+    "64:ff9b::/96",      // IPv4/IPv6 translation, well-known prefix
+    "64:ff9b:1::/48",    // local-use IPv4/IPv6 translation
+    "100::/64",          // discard-only
+    "100:0:0:1::/64",    // dummy IPv6 prefix
+    "2001::/23",         // IETF protocol assignments: all of the entries below and the rest
+    "2001::/32",         // TEREDO
+    "2001:1::1/128",     // PCP anycast
+    "2001:1::2/128",     // TURN anycast
+    "2001:1::3/128",     // DNS-SD service registration protocol anycast
+    "2001:2::/48",       // benchmarking
+    "2001:3::/32",       // AMT
+    "2001:4:112::/48",   // AS112-v6
+    "2001:10::/28",      // deprecated ORCHID
+    "2001:20::/28",      // ORCHIDv2
+    "2001:30::/28",      // drone remote ID entity tags (DETs)
+    "2001:db8::/32",     // documentation
+    "2002::/16",         // 6to4
+    "2620:4f:8000::/48", // direct delegation AS112 service
+    "3fff::/20",         // documentation
+    "5f00::/16",         // segment routing (SRv6) SIDs
+    "fc00::/7",          // unique local
+    "fe80::/10",         // link-local unicast
+    "fec0::/10",         // deprecated site-local (address architecture)
+    "ff00::/8",          // multicast (address architecture)
 ];
 
 /// Why a peer was refused; tests and counters look at it, logs do not (a client controls it).
@@ -48,7 +81,7 @@ pub const DENIED: &[&str] = &[
 pub enum Refusal {
     /// An IPv4 address dressed as IPv6 (mapped, compatible, translated, NAT64).
     EmbeddedIpv4,
-    /// One of our own addresses, outside the relay port range.
+    /// One of our own addresses, on a port that is not a live relay of this server.
     OwnAddress,
     /// Inside the built-in deny list.
     Denied,
@@ -56,13 +89,15 @@ pub enum Refusal {
     PortZero,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PeerPolicy {
     denied: Vec<IpNet>,
     allowed: Vec<IpNet>,
     own: Vec<IpAddr>,
     /// Addresses of this host that are not relay addresses: nothing listens there for peers.
-    host: Vec<IpAddr>,
+    host: RwLock<Vec<IpAddr>>,
+    /// Relay sockets of this server now open, bound and advertised addresses both.
+    live: RwLock<HashSet<SocketAddr>>,
     relay_ports: RangeInclusive<u16>,
 }
 
@@ -74,16 +109,42 @@ impl PeerPolicy {
             denied,
             allowed,
             own: own.into_iter().map(canonical).collect(),
-            host: Vec::new(),
+            host: RwLock::new(Vec::new()),
+            live: RwLock::new(HashSet::new()),
             relay_ports,
         }
     }
 
     /// Refuses these addresses of the host itself (its interfaces) on every port, unless they
     /// are relay addresses.
-    pub fn with_host_addresses(mut self, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.host = addrs.into_iter().map(canonical).collect();
+    pub fn with_host_addresses(self, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.set_host_addresses(addrs);
         self
+    }
+
+    /// Replaces the host's addresses (re-read when the interfaces change).
+    pub fn set_host_addresses(&self, addrs: impl IntoIterator<Item = IpAddr>) {
+        let mut addrs: Vec<IpAddr> = addrs.into_iter().map(canonical).collect();
+        addrs.sort();
+        addrs.dedup();
+        if let Ok(mut host) = self.host.write() {
+            *host = addrs;
+        }
+    }
+
+    /// A relay socket of this server opened at `addr` (bound or advertised): peers may
+    /// reach it.
+    pub fn relay_opened(&self, addr: SocketAddr) {
+        if let Ok(mut live) = self.live.write() {
+            live.insert(SocketAddr::new(canonical(addr.ip()), addr.port()));
+        }
+    }
+
+    /// The relay socket at `addr` closed: that port of ours is no peer any more.
+    pub fn relay_closed(&self, addr: SocketAddr) {
+        if let Ok(mut live) = self.live.write() {
+            live.remove(&SocketAddr::new(canonical(addr.ip()), addr.port()));
+        }
     }
 
     pub fn allow_list(&self) -> &[IpNet] {
@@ -101,12 +162,17 @@ impl PeerPolicy {
             return Err(Refusal::PortZero);
         }
         if self.own.contains(&canon) {
-            return match self.relay_ports.contains(&peer.port()) {
+            let live = self.relay_ports.contains(&peer.port())
+                && self
+                    .live
+                    .read()
+                    .is_ok_and(|l| l.contains(&SocketAddr::new(canon, peer.port())));
+            return match live {
                 true => Ok(()),
                 false => Err(Refusal::OwnAddress),
             };
         }
-        if self.host.contains(&canon) {
+        if self.host.read().is_ok_and(|h| h.contains(&canon)) {
             return Err(Refusal::OwnAddress);
         }
         if self.allowed.iter().any(|net| net.contains(&canon)) {
@@ -146,11 +212,14 @@ mod tests {
     use super::*;
 
     fn policy() -> PeerPolicy {
-        PeerPolicy::new(
+        let p = PeerPolicy::new(
             vec!["127.0.0.1".parse().unwrap(), "203.0.113.7".parse().unwrap()],
             vec![],
             49152..=65535,
-        )
+        );
+        p.relay_opened(addr("127.0.0.1:50000"));
+        p.relay_opened(addr("203.0.113.7:49152"));
+        p
     }
 
     fn addr(s: &str) -> SocketAddr {
@@ -189,6 +258,20 @@ mod tests {
         "fe80::1",
         "fec0::1",
         "ff02::1",
+        "192.31.196.1",
+        "192.52.193.1",
+        "192.175.48.1",
+        "192.0.0.10",
+        "100:0:0:1::1",
+        "2001:1::2",
+        "2001:3::1",
+        "2001:4:112::1",
+        "2001:20::1",
+        "2001:30::1",
+        "2001:1ff::1",
+        "2620:4f:8000::1",
+        "3fff::1",
+        "5f00::1",
     ];
 
     #[test]
@@ -233,12 +316,37 @@ mod tests {
     }
 
     #[test]
+    fn own_relay_address_is_a_peer_only_on_live_relay_ports() {
+        let p = policy();
+        // In the relay range, but no relay of ours: some other program's socket.
+        assert_eq!(p.check(addr("127.0.0.1:50001")), Err(Refusal::OwnAddress));
+        p.relay_opened(addr("127.0.0.1:50001"));
+        assert_eq!(p.check(addr("127.0.0.1:50001")), Ok(()));
+        p.relay_closed(addr("127.0.0.1:50001"));
+        assert_eq!(p.check(addr("127.0.0.1:50001")), Err(Refusal::OwnAddress));
+        // A live relay outside the range (a range shrunk by a restart) is still refused.
+        p.relay_opened(addr("127.0.0.1:8080"));
+        assert_eq!(p.check(addr("127.0.0.1:8080")), Err(Refusal::OwnAddress));
+    }
+
+    #[test]
+    fn host_addresses_can_change_while_running() {
+        let p = policy();
+        assert_eq!(p.check(addr("8.8.4.4:53")), Ok(()));
+        p.set_host_addresses(["8.8.4.4".parse().unwrap()]);
+        assert_eq!(p.check(addr("8.8.4.4:53")), Err(Refusal::OwnAddress));
+        p.set_host_addresses([]);
+        assert_eq!(p.check(addr("8.8.4.4:53")), Ok(()));
+    }
+
+    #[test]
     fn allow_list_opens_a_lan_but_not_our_own_other_ports() {
         let p = PeerPolicy::new(
             vec!["10.0.0.5".parse().unwrap()],
             vec!["10.0.0.0/8".parse().unwrap()],
             49152..=65535,
         );
+        p.relay_opened(addr("10.0.0.5:50000"));
         assert_eq!(p.check(addr("10.1.2.3:5000")), Ok(()));
         assert_eq!(p.check(addr("10.0.0.5:22")), Err(Refusal::OwnAddress));
         assert_eq!(p.check(addr("192.168.1.1:5000")), Err(Refusal::Denied));
@@ -256,6 +364,7 @@ mod tests {
             "10.0.0.6".parse().unwrap(),
             "8.8.4.4".parse().unwrap(),
         ]);
+        p.relay_opened(addr("10.0.0.5:50000"));
         assert_eq!(
             p.check(addr("10.0.0.5:50000")),
             Ok(()),

@@ -3,7 +3,10 @@
 //! the peer policy is enforced again on every outbound datagram (the crate keys permissions by
 //! IP only, so a permission for our own relay port would otherwise open every port of that
 //! IP to Send indications), the bandwidth limit applies, and the allocation's bytes are
-//! counted for the one summary line logged when it ends.
+//! counted for the one summary line logged when it ends. Each relay socket is registered with
+//! the policy while it is open, so our own relay address is a peer on live relay ports only;
+//! inbound datagrams are checked too, so a local program on a relay-range port of our address
+//! cannot inject through an IP-wide permission either.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -88,8 +91,11 @@ impl RelayAddressGenerator for Generator {
             Err(_) => String::new(),
         };
         tracing::debug!(%user, relay = %advertised, "TURN allocation created");
+        self.policy.relay_opened(bound);
+        self.policy.relay_opened(advertised);
         let conn = RelayConn {
             socket,
+            bound,
             hairpin: s
                 .external_ip
                 .filter(|ext| ext.is_ipv4() == bound.is_ipv4())
@@ -144,6 +150,7 @@ async fn bind_in_range(ip: IpAddr, min: u16, max: u16, requested: u16) -> Option
 /// A relay socket with the policy, the bandwidth limit and the byte counters around it.
 pub struct RelayConn {
     socket: UdpSocket,
+    bound: SocketAddr,
     /// (advertised, bound) when they differ: traffic between two of our own relays goes
     /// directly between the bound addresses, since a 1:1 NAT often cannot hairpin.
     hairpin: Option<(IpAddr, IpAddr)>,
@@ -191,11 +198,14 @@ impl RelayConn {
         }
     }
 
-    /// The one line per allocation: who, how long, how much each way.
+    /// The one line per allocation: who, how long, how much each way. Also the moment this
+    /// relay stops being a peer of other relays (the socket itself closes right after).
     fn log_summary(&self) {
         if self.logged.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.policy.relay_closed(self.bound);
+        self.policy.relay_closed(self.relay);
         tracing::info!(
             user = %self.user,
             relay = %self.relay,
@@ -234,10 +244,11 @@ impl Conn for RelayConn {
                     return Err(webrtc_util::Error::Other("relay closed".into()))
                 }
             };
-            if self.within_budget(&self.in_bucket, n) {
+            let from = self.as_advertised(from);
+            if self.policy.check(from).is_ok() && self.within_budget(&self.in_bucket, n) {
                 self.from_peer.fetch_add(n as u64, Ordering::Relaxed);
                 crate::counters::RELAYED.from_peer(n);
-                return Ok((n, self.as_advertised(from)));
+                return Ok((n, from));
             }
         }
     }

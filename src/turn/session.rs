@@ -5,13 +5,17 @@
 //! allocations end when it closes, and it bounds the crate's never-swept nonce map: the map
 //! lives and dies with the transport, and the guard caps what goes into it. The crate sees the
 //! transport as a `webrtc_util::Conn` whose `recv_from` runs every message through the guard.
+//!
+//! A session that never authenticated ends a fixed time after it began, whatever it sends, so
+//! a squatter cannot hold a client slot by trickling junk; only correctly authenticated
+//! requests count as activity for the idle timer of one that did.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use turn::allocation::AllocationInfo;
 use turn::auth::AuthHandler;
@@ -19,15 +23,12 @@ use turn::server::config::{ConnConfig, ServerConfig};
 use turn::server::Server;
 use webrtc_util::Conn;
 
+use super::admission::{Admission, Ticket};
 use super::guard::{AuthCell, Guard, Shared, Verdict};
 use super::relay::{Generator, RelaySettings};
 
 /// Largest message the crate reads (its read buffer); longer ones are dropped.
 pub const MAX_MESSAGE: usize = 1500;
-/// A transport that never authenticated is dropped after this long.
-const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(15);
-/// A transport with no allocation and no traffic is dropped after this long.
-const IDLE: Duration = Duration::from_secs(120);
 
 /// Where a session's replies go: a shared UDP socket or a TCP/TLS writer.
 #[async_trait]
@@ -41,6 +42,7 @@ pub trait Transport: Send + Sync + 'static {
 pub struct SessionEnv {
     pub shared: Arc<Shared>,
     pub relay: Arc<RelaySettings>,
+    pub admission: Arc<Admission>,
     pub shutdown: CancellationToken,
     pub tasks: tokio_util::task::TaskTracker,
 }
@@ -53,12 +55,12 @@ pub struct SessionHandle {
 
 /// Starts serving one client transport. Inbound messages are pushed into the returned
 /// handle; the session ends when the handle's sender is dropped, when `ended` is cancelled,
-/// on shutdown, or when idle.
+/// on shutdown, when idle, or (never authenticated) at the end of its fixed lifetime.
 pub async fn start(
     env: &SessionEnv,
     client: SocketAddr,
     transport: Arc<dyn Transport>,
-    permit: OwnedSemaphorePermit,
+    ticket: Ticket,
 ) -> Result<SessionHandle, turn::Error> {
     // On a dual-stack `[::]` listener IPv4 clients arrive as `::ffff:a.b.c.d`; the crate and
     // the guard see them as the IPv4 addresses they are (XOR-MAPPED-ADDRESS, quotas, limits).
@@ -99,14 +101,18 @@ pub async fn start(
         alloc_close_notify: Some(close_tx),
     })
     .await?;
+    let limits = &env.shared.budgets.limits;
     let watch = Watch {
         server,
         guard,
         last_seen,
+        started: Instant::now(),
+        unauthenticated_lifetime: limits.unauthenticated_lifetime,
+        idle: limits.idle,
         close_rx,
         ended: ended.clone(),
         shutdown: env.shutdown.clone(),
-        _permit: permit,
+        _ticket: ticket,
     };
     env.tasks.spawn(watch.run());
     Ok(SessionHandle { inbound: tx, ended })
@@ -146,16 +152,23 @@ impl AuthHandler for SessionAuth {
 struct Watch {
     server: Server,
     guard: Arc<Mutex<Guard>>,
+    /// When the last correctly authenticated request arrived.
     last_seen: Arc<Mutex<Instant>>,
+    started: Instant,
+    unauthenticated_lifetime: Duration,
+    idle: Duration,
     close_rx: mpsc::Receiver<AllocationInfo>,
     ended: CancellationToken,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    _ticket: Ticket,
 }
 
 impl Watch {
     async fn run(mut self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Fine enough for lifetimes shortened by tests, cheap enough for thousands of sessions.
+        let period = (self.unauthenticated_lifetime / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
         loop {
             tokio::select! {
                 Some(info) = self.close_rx.recv() => {
@@ -177,10 +190,15 @@ impl Watch {
         }
     }
 
+    /// Time to end: never authenticated and past its fixed lifetime (whatever it sent), or
+    /// authenticated, without allocation, and no authenticated request for `idle`.
     fn idle(&self) -> bool {
         let Ok(guard) = self.guard.lock() else {
             return true;
         };
+        if !guard.authenticated() {
+            return self.started.elapsed() > self.unauthenticated_lifetime;
+        }
         if guard.has_allocation() {
             return false;
         }
@@ -189,12 +207,7 @@ impl Watch {
             .lock()
             .map(|t| t.elapsed())
             .unwrap_or(Duration::MAX);
-        let limit = if guard.authenticated() {
-            IDLE
-        } else {
-            UNAUTHENTICATED_IDLE
-        };
-        since > limit
+        since > self.idle
     }
 }
 
@@ -256,11 +269,16 @@ impl Conn for SessionConn {
             if message.len() > buf.len() {
                 continue;
             }
-            if let Ok(mut t) = self.last_seen.lock() {
-                *t = Instant::now();
-            }
             let verdict = match self.guard.lock() {
-                Ok(mut g) => g.inbound(&message, Instant::now(), unix_now()),
+                Ok(mut g) => {
+                    let verdict = g.inbound(&message, Instant::now(), unix_now());
+                    if g.verified_last() {
+                        if let Ok(mut t) = self.last_seen.lock() {
+                            *t = Instant::now();
+                        }
+                    }
+                    verdict
+                }
                 Err(_) => return Err(closed()),
             };
             match verdict {

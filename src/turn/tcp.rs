@@ -1,7 +1,9 @@
 //! TURN over TCP and TLS (RFC 8656 §12.5 framing: a STUN message is 20 + its length field; a
 //! ChannelData message is 4 + its length, padded to a multiple of 4). Each connection is one
-//! session, so its allocations end when it closes. TLS handshakes run in the connection's own
-//! task under a timeout; a client that stops reading is cut off after a write timeout.
+//! session, so its allocations end when it closes. A connection takes its address's share of
+//! the client slots at accept, before any TLS handshake; the handshake and the first complete
+//! TURN message each have a deadline, so a silent or slow connection cannot hold its slot. A
+//! client that stops reading is cut off after a write timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,13 +12,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::{Kind, Ticket};
 use super::quota::Counters;
 use super::session::{self, SessionEnv, Transport, MAX_MESSAGE};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many bytes the frame starting with `header` occupies on the stream, or `None` if the
@@ -33,12 +34,7 @@ pub fn frame_len(header: [u8; 4]) -> Option<usize> {
 }
 
 /// Accepts TCP (or, with `tls`, TLS) connections until shutdown.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    env: SessionEnv,
-    clients: Arc<Semaphore>,
-) {
+pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, env: SessionEnv) {
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -50,20 +46,29 @@ pub async fn serve(
             },
             _ = env.shutdown.cancelled() => break,
         };
-        let Ok(permit) = Arc::clone(&clients).try_acquire_owned() else {
-            Counters::bump(&env.shared.counters.clients_refused);
-            continue;
+        let ticket = match env
+            .admission
+            .admit(Kind::Stream, session::unmapped(peer).ip())
+        {
+            Ok(ticket) => ticket,
+            Err(why) => {
+                // Dropping the stream closes it: the client sees the connection end at once.
+                Counters::bump(&env.shared.counters.clients_refused);
+                env.admission.note_refusal(Kind::Stream, peer, why);
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let local = tcp.local_addr().unwrap_or(peer);
         let env2 = env.clone();
         let tls = tls.clone();
+        let handshake = env.shared.budgets.limits.tls_handshake;
         env.tasks.spawn(async move {
             match tls {
-                None => run(tcp, peer, local, env2, permit).await,
+                None => run(tcp, peer, local, env2, ticket).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => run(stream, peer, local, env2, permit).await,
+                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => run(stream, peer, local, env2, ticket).await,
                         _ => tracing::debug!(%peer, "TURN TLS handshake failed or timed out"),
                     }
                 }
@@ -97,13 +102,8 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Transport for StreamTransport<S
 }
 
 /// Serves one accepted stream (TCP, TLS, or TLS diverted from the HTTPS port) until it closes.
-pub async fn run<S>(
-    stream: S,
-    peer: SocketAddr,
-    local: SocketAddr,
-    env: SessionEnv,
-    permit: OwnedSemaphorePermit,
-) where
+pub async fn run<S>(stream: S, peer: SocketAddr, local: SocketAddr, env: SessionEnv, ticket: Ticket)
+where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, writer) = tokio::io::split(stream);
@@ -111,18 +111,29 @@ pub async fn run<S>(
         writer: tokio::sync::Mutex::new(writer),
         local,
     });
-    let handle = match session::start(&env, peer, transport, permit).await {
+    let handle = match session::start(&env, peer, transport, ticket).await {
         Ok(handle) => handle,
         Err(err) => return tracing::warn!("cannot start a TURN session: {err}"),
     };
     let mut frame = Vec::with_capacity(MAX_MESSAGE);
+    // The first complete TURN message must arrive by this deadline; later ones may take as
+    // long as the session lives (its own lifetime and idle rules end it).
+    let mut deadline = Some(tokio::time::Instant::now() + env.shared.budgets.limits.first_message);
     loop {
+        let first = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let next = tokio::select! {
             r = read_frame(&mut reader, &mut frame) => r,
             _ = handle.ended.cancelled() => break,
+            _ = first => break,
         };
         match next {
             Ok(true) => {
+                deadline = None;
                 if handle.inbound.send(frame.clone()).await.is_err() {
                     break;
                 }

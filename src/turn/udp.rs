@@ -1,17 +1,19 @@
 //! A UDP listener: answers STUN Binding requests statelessly and hands everything else to the
 //! session of its source address, starting one for a new source only when the message is a
-//! request (anything else from an unknown source is noise).
+//! request (anything else from an unknown source is noise). Binding answers come out of a
+//! per-source budget; a new source gets a session only within its address's share of the
+//! client slots.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use stun::message::{CLASS_REQUEST, METHOD_BINDING};
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
 
+use super::admission::Kind;
 use super::quota::Counters;
 use super::session::{self, SessionEnv, SessionHandle, Transport, MAX_MESSAGE};
 use super::wire;
@@ -39,7 +41,7 @@ impl Transport for UdpTransport {
 }
 
 /// Serves one bound UDP socket until shutdown.
-pub async fn serve(socket: UdpSocket, env: SessionEnv, clients: Arc<Semaphore>) {
+pub async fn serve(socket: UdpSocket, env: SessionEnv) {
     let socket = Arc::new(socket);
     let Ok(local) = socket.local_addr() else {
         return;
@@ -67,6 +69,10 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv, clients: Arc<Semaphore>) 
         let message = wire::parse(bytes);
         if let Some(m) = &message {
             if m.typ.class == CLASS_REQUEST && m.typ.method == METHOD_BINDING {
+                let from_ip = session::unmapped(from).ip();
+                if !env.shared.budgets.binding(from_ip, Instant::now()) {
+                    continue;
+                }
                 if let Some(reply) = wire::binding_response(m, session::unmapped(from)) {
                     let _ = socket.try_send_to(&reply, from);
                 }
@@ -84,16 +90,20 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv, clients: Arc<Semaphore>) 
         if !message.is_some_and(|m| m.typ.class == CLASS_REQUEST) {
             continue;
         }
-        let Ok(permit) = Arc::clone(&clients).try_acquire_owned() else {
-            Counters::bump(&env.shared.counters.clients_refused);
-            continue;
+        let ticket = match env.admission.admit(Kind::Udp, session::unmapped(from).ip()) {
+            Ok(ticket) => ticket,
+            Err(why) => {
+                Counters::bump(&env.shared.counters.clients_refused);
+                env.admission.note_refusal(Kind::Udp, from, why);
+                continue;
+            }
         };
         let transport = Arc::new(UdpTransport {
             socket: Arc::clone(&socket),
             peer: from,
             local,
         });
-        match session::start(&env, from, transport, permit).await {
+        match session::start(&env, from, transport, ticket).await {
             Ok(handle) => {
                 let _ = handle.inbound.try_send(bytes.to_vec());
                 sessions.insert(from, handle);

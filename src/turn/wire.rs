@@ -82,6 +82,12 @@ pub fn requested_ipv4(m: &Message) -> Option<bool> {
     }
 }
 
+/// CHANNEL-NUMBER of a ChannelBind, if present and well-formed.
+pub fn channel_number(m: &Message) -> Option<u16> {
+    let v = m.get(stun::attributes::ATTR_CHANNEL_NUMBER).ok()?;
+    Some(u16::from_be_bytes([*v.first()?, *v.get(1)?]))
+}
+
 pub fn text_attr(m: &Message, t: AttrType) -> Option<String> {
     TextAttribute::get_from_as(m, t).ok().map(|a| a.text)
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use callbox::turn::limits::TurnLimits;
 use callbox::turn::{TurnConfig, TurnContext, TurnServer, TurnUser};
 use stun::agent::TransactionId;
 use stun::attributes::*;
@@ -53,7 +54,16 @@ pub async fn start_with_tls(
     config: TurnConfig,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> TurnServer {
-    TurnServer::start(
+    start_with_limits(config, tls, TurnLimits::default()).await
+}
+
+/// A server with other built-in limits (shorter lifetimes, smaller caps).
+pub async fn start_with_limits(
+    config: TurnConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: TurnLimits,
+) -> TurnServer {
+    TurnServer::start_with_limits(
         &config,
         TurnContext {
             public_host: HOST.into(),
@@ -61,6 +71,7 @@ pub async fn start_with_tls(
             tls,
             shutdown: CancellationToken::new(),
         },
+        limits,
     )
     .await
     .unwrap()
@@ -246,13 +257,16 @@ pub struct Reply {
 
 impl RawClient {
     pub async fn new(server: SocketAddr, user: &str, pass: &str) -> RawClient {
-        let local = if server.is_ipv4() {
-            "127.0.0.1:0"
-        } else {
-            "[::1]:0"
-        };
+        let local = if server.is_ipv4() { "127.0.0.1" } else { "::1" };
+        RawClient::new_from(local, server, user, pass).await
+    }
+
+    /// A client whose socket is bound to `ip` (any 127.0.0.x works on Linux loopback, so a
+    /// test can play several client addresses).
+    pub async fn new_from(ip: &str, server: SocketAddr, user: &str, pass: &str) -> RawClient {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
         RawClient {
-            socket: UdpSocket::bind(local).await.unwrap(),
+            socket: UdpSocket::bind(SocketAddr::new(ip, 0)).await.unwrap(),
             server,
             user: user.into(),
             pass: pass.into(),
