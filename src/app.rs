@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::ops::certs::CertStore;
 use crate::ops::stats::Sources;
-use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::signaling::SignalingContext;
+use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
