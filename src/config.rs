@@ -35,7 +35,7 @@ pub struct ServerConfig {
     pub public_host: String,
     /// Address of the HTTP(S) listener that serves the page, /ws and (with TLS) TURN over TLS.
     pub listen: SocketAddr,
-    /// Extra origins accepted on /ws besides the public host (e.g. "https://callbox.example:8443").
+    /// Extra origins accepted on /ws besides the public host (e.g. `"https://callbox.example:8443"`).
     pub extra_origins: Vec<String>,
     /// Seconds a shutdown waits for connections to close before exiting anyway.
     pub shutdown_grace_secs: u64,

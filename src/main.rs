@@ -23,6 +23,9 @@ enum Command {
         /// The config file to check.
         path: PathBuf,
     },
+    /// Check a running server as browsers reach it: DNS, HTTPS and its certificate, STUN on
+    /// every TURN listener, one TURN allocation, metrics. Uses --config (or the defaults).
+    Selftest,
 }
 
 fn main() -> ExitCode {
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
     callbox::app::init_logging();
     let loaded = match &cli.command {
         Some(Command::CheckConfig { path }) => callbox::config::Config::load(path),
-        None => match &cli.config {
+        Some(Command::Selftest) | None => match &cli.config {
             Some(path) => callbox::config::Config::load(path),
             None => Ok(callbox::config::Config::default()),
         },
@@ -53,6 +56,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Selftest) = &cli.command {
+        let checks = runtime.block_on(callbox::ops::selftest::run(&config));
+        return match callbox::ops::selftest::report(&checks) {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        };
+    }
     match runtime.block_on(callbox::app::run_until_signal(config, cli.config.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,12 +1,15 @@
 //! Operator concerns of a long-running install, kept apart from the three jobs: the systemd
 //! protocol ([`notify`], [`status`]: READY, watchdog, STATUS, STOPPING), live certificate reload
 //! ([`certs`]), SIGHUP config reload ([`reload`]) and Prometheus metrics ([`metrics`]), all fed
-//! from one read of the running jobs ([`stats`]).
+//! from one read of the running jobs ([`stats`]); and `callbox selftest` ([`selftest`]), which
+//! checks an install from the outside.
 
 pub mod certs;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
+pub mod selftest;
+mod selftest_turn;
 pub mod serve;
 pub mod stats;
 pub mod status;

@@ -18,7 +18,7 @@ pub const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How often the figures are looked at without a watchdog.
 const TICK: Duration = Duration::from_secs(1);
 
-/// The tick: half the watchdog timeout (as sd_watchdog_enabled(3) advises), at most [`TICK`].
+/// The tick: half the watchdog timeout (as sd_watchdog_enabled(3) advises), at most a second.
 pub fn tick_for(watchdog: Option<Duration>) -> Duration {
     watchdog
         .map(|w| (w / 2).clamp(Duration::from_millis(10), TICK))

@@ -1,0 +1,250 @@
+//! `callbox selftest`: checks an installed server from the outside, the way a browser reaches
+//! it: the public name resolves, HTTPS presents a certificate for that name (verified against
+//! the configured chain) and answers `/healthz`, STUN answers on every TURN listener, a TURN
+//! allocation succeeds with credentials minted from `turn.secrets`, and `/metrics` answers.
+//!
+//! Run it on the server after `systemctl start callbox`, or anywhere with a copy of the config
+//! (and its certificate chain) to see what the internet sees. Each check prints one line; the
+//! exit status says whether all passed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+
+/// Longest wait for any one check.
+pub(super) const STEP: Duration = Duration::from_secs(5);
+
+/// One check's result line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn check(name: impl Into<String>, result: Result<String, String>) -> Check {
+    let (ok, detail) = match result {
+        Ok(detail) => (true, detail),
+        Err(detail) => (false, detail),
+    };
+    Check {
+        name: name.into(),
+        ok,
+        detail,
+    }
+}
+
+/// Runs every check that applies to `config`, in order.
+pub async fn run(config: &Config) -> Vec<Check> {
+    let host = config.server.public_host.trim().to_string();
+    let mut checks = Vec::new();
+    let addrs = resolve(&host).await;
+    checks.push(check(
+        "dns",
+        addrs
+            .as_ref()
+            .map(|a| format!("{host} -> {a:?}"))
+            .map_err(Clone::clone),
+    ));
+    let Ok(addrs) = addrs else { return checks };
+    let ip = addrs[0];
+    let web = SocketAddr::new(ip, config.server.listen.port());
+    let roots = trust_anchors(config);
+    checks.push(check("web", web_check(config, &host, web, &roots).await));
+    if config.turn.enabled {
+        for addr in &config.turn.listen_udp {
+            let target = SocketAddr::new(ip, addr.port());
+            checks.push(check(
+                format!("stun udp {}", addr.port()),
+                stun_udp(target).await,
+            ));
+        }
+        for addr in &config.turn.listen_tcp {
+            let target = SocketAddr::new(ip, addr.port());
+            checks.push(check(
+                format!("stun tcp {}", addr.port()),
+                stun_tcp(target).await,
+            ));
+        }
+        let mut tls_ports: Vec<u16> = config.turn.listen_tls.iter().map(|a| a.port()).collect();
+        if config.tls.enabled && config.turn.on_https_port {
+            tls_ports.push(config.server.listen.port());
+        }
+        for port in tls_ports {
+            let target = SocketAddr::new(ip, port);
+            let result = stun_tls(&host, target, &roots).await;
+            checks.push(check(format!("stun tls {port}"), result));
+        }
+        if let Some(addr) = config.turn.listen_udp.first() {
+            let target = SocketAddr::new(ip, addr.port());
+            checks.push(check("turn allocate udp", allocate(config, target).await));
+        }
+    }
+    if let Ok(Some(addr)) = config.metrics.listen_addr() {
+        checks.push(check("metrics", metrics(addr).await));
+    }
+    checks
+}
+
+/// Addresses of `host`, IPv4 first (a dual-stack name is most often served on both).
+async fn resolve(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    let found = tokio::time::timeout(STEP, tokio::net::lookup_host((host, 0)))
+        .await
+        .map_err(|_| format!("{host}: lookup timed out"))?
+        .map_err(|err| format!("{host}: {err}"))?;
+    let mut ips: Vec<_> = found.map(|a| a.ip()).collect();
+    ips.sort_by_key(|ip| ip.is_ipv6());
+    ips.dedup();
+    match ips.is_empty() {
+        true => Err(format!("{host} has no address")),
+        false => Ok(ips),
+    }
+}
+
+/// The configured chain as trust anchors: the server must present a certificate that chains
+/// to one of them, for the public name, and not expired (self-signed: the one certificate).
+fn trust_anchors(config: &Config) -> Vec<CertificateDer<'static>> {
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) if config.tls.enabled && !config.tls.self_signed => {
+            crate::web::tls::load_pem_files(cert, key)
+                .map(|(chain, _)| chain)
+                .unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
+async fn web_check(
+    config: &Config,
+    host: &str,
+    addr: SocketAddr,
+    roots: &[CertificateDer<'static>],
+) -> Result<String, String> {
+    let tcp = connect(addr).await?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let (response, what) = match config.tls.enabled {
+        false => (
+            http_exchange(tcp, &request).await?,
+            format!("http://{addr}"),
+        ),
+        true if roots.is_empty() => return Err("self-signed: nothing to verify against".into()),
+        true => {
+            let tls = tls_connect(host, tcp, roots).await?;
+            let expiry = expiry_days(&tls);
+            let response = http_exchange(tls, &request).await?;
+            (
+                response,
+                format!("https://{host}:{} ({expiry})", addr.port()),
+            )
+        }
+    };
+    match response.starts_with("HTTP/1.1 200") {
+        true => Ok(format!("{what} /healthz ok")),
+        false => Err(format!("{what} /healthz: {}", first_line(&response))),
+    }
+}
+
+async fn metrics(addr: SocketAddr) -> Result<String, String> {
+    let tcp = connect(addr).await?;
+    let request = "GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n";
+    let response = http_exchange(tcp, request).await?;
+    match response.starts_with("HTTP/1.1 200") && response.contains("callbox_build_info") {
+        true => Ok(format!("http://{addr}/metrics ok")),
+        false => Err(format!("http://{addr}/metrics: {}", first_line(&response))),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("no response")
+}
+
+pub(super) async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    tokio::time::timeout(STEP, TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("{addr}: connect timed out (firewall?)"))?
+        .map_err(|err| format!("{addr}: {err}"))
+}
+
+async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    request: &str,
+) -> Result<String, String> {
+    let exchange = async {
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        // A health answer is small; read at most 64 KiB of anything else.
+        (&mut stream)
+            .take(64 * 1024)
+            .read_to_end(&mut response)
+            .await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
+    };
+    tokio::time::timeout(STEP, exchange)
+        .await
+        .map_err(|_| "no HTTP answer in time".to_string())?
+        .map_err(|err| err.to_string())
+}
+
+pub(super) async fn tls_connect(
+    host: &str,
+    tcp: TcpStream,
+    roots: &[CertificateDer<'static>],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        let _ = store.add(root.clone());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).map_err(|err| err.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio::time::timeout(STEP, connector.connect(name, tcp))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|err| format!("TLS: {err}"))
+}
+
+fn expiry_days(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    let not_after = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match not_after {
+        Some(t) => format!("certificate valid for {} more days", (t - now) / 86400),
+        None => "certificate expiry unreadable".into(),
+    }
+}
+
+use super::selftest_turn::{allocate, stun_tcp, stun_tls, stun_udp};
+
+/// Prints the checks as aligned lines; true when all passed.
+pub fn report(checks: &[Check]) -> bool {
+    for c in checks {
+        println!(
+            "{} {:<18} {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    println!("{} passed, {failed} failed", checks.len() - failed);
+    failed == 0
+}
