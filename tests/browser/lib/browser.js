@@ -44,9 +44,13 @@ export async function launchBrowser({ executablePath = CHROMIUM, args = [], time
   });
 }
 
-/** A new isolated context (its own storage, like another person's browser) on `url`. */
-export async function openPage(browser, url, { viewport = { width: 1280, height: 800 } } = {}) {
+/**
+ * A new isolated context (its own storage, like another person's browser) on `url`.
+ * `initScript`: a file run in the page before its own scripts (e.g. a legacy-API shim).
+ */
+export async function openPage(browser, url, { viewport = { width: 1280, height: 800 }, initScript } = {}) {
   const context = await browser.newContext({ viewport, ignoreHTTPSErrors: true });
+  if (initScript) await context.addInitScript({ path: initScript });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   page.consoleLog = [];
