@@ -105,6 +105,42 @@ test('turning the camera off stops frames on the other side; on brings them back
   });
 });
 
+test('a double click on "Turn camera on" starts one camera, the one that is sent', async () => {
+  await withDiagnostics(env, async () => {
+    await alice.getByTestId('toggle-camera').click();
+    await waitFor('alice\'s camera off', () =>
+      alice.evaluate(() => window.callbox.call.cameraOn === false && window.callbox.call.cameraTrack === null));
+    // Count the cameras the page starts; both clicks land before the first camera is ready.
+    await alice.evaluate(() => {
+      const devices = navigator.mediaDevices;
+      const native = devices.getUserMedia.bind(devices);
+      window.__cameras = { started: [], pending: 0 };
+      devices.getUserMedia = async (constraints) => {
+        window.__cameras.pending += 1;
+        try {
+          const stream = await native(constraints);
+          window.__cameras.started.push(...stream.getVideoTracks());
+          return stream;
+        } finally {
+          window.__cameras.pending -= 1;
+        }
+      };
+      const button = document.querySelector('[data-testid="toggle-camera"]');
+      button.click();
+      button.click();
+    });
+    const seen = await waitFor('every camera request answered and the camera sent', () =>
+      alice.evaluate(() => {
+        const c = window.callbox.call;
+        const { started, pending } = window.__cameras;
+        if (pending > 0 || !c.cameraOn || !c.cameraTrack || c.videoSender()?.track !== c.cameraTrack) return null;
+        return { live: started.filter((t) => t.readyState === 'live').map((t) => t.id), sent: c.cameraTrack.id };
+      }), { timeoutMs: 10000 });
+    assert.deepEqual(seen.live, [seen.sent], 'one live camera, and it is the one sent (no stray camera left on)');
+    await waitForFrames(bob);
+  });
+});
+
 test('sharing the screen swaps the outgoing track without renegotiating', async () => {
   await withDiagnostics(env, async () => {
     const sdpBefore = await alice.evaluate(() => window.callbox.pc.localDescription.sdp);
