@@ -59,6 +59,12 @@ export const FIREFOX_PREFS = {
   'media.gmp-gmpopenh264.autoupdate': false,
   'media.gmp-gmpopenh264.enabled': false,
   'network.trr.mode': 5,
+  'dom.push.connection.enabled': false,
+  'dom.push.serverURL': '',
+  'extensions.systemAddon.update.enabled': false,
+  'browser.topsites.contile.enabled': false,
+  'browser.shell.checkDefaultBrowser': false,
+  'media.peerconnection.default_iceservers': '[]',
 };
 
 /** A headless Firefox with its own temporary HOME and profile, removed by close(). */
