@@ -1,7 +1,8 @@
 // Real calls between two browser engines: Debian's Firefox ESR (WebDriver BiDi, lib/firefox.js)
 // and Chromium, on one callbox, each calling the other, once direct (host candidates on
-// loopback) and once relay-only (?relay=1, through callbox's TURN). Each call must connect,
-// decode video and hear audio both ways, carry chat, and end on both sides when one hangs up.
+// loopback) and once relay-only (?relay=1, through callbox's TURN), and both calling at once
+// (glare). Each call must connect, decode video and hear audio both ways, carry chat, and end
+// on both sides when one hangs up.
 // Firefox differs from Chromium in stats, ICE and codecs; these calls prove the page copes.
 
 import { describe, test, before, after } from 'node:test';
@@ -10,6 +11,7 @@ import { startEnv, withDiagnostics } from '../lib/env.js';
 import { launchFirefox } from '../lib/firefox.js';
 import {
   login, establishCall, hangUp, waitForPhase, snapshot, waitFor, waitForUser, sleep, screenshot,
+  waitForConnected, waitForFrames, callEachOtherAtOnce,
 } from '../lib/browser.js';
 
 let env;
@@ -147,5 +149,20 @@ for (const mode of ['direct', 'relay']) {
         await hangUpAndCheck(mode, 'chromium', 'firefox');
       });
     });
+
+    if (mode === 'direct') {
+      test('both call each other at once (glare): one call, media both ways', async () => {
+        await withDiagnostics(env, async () => {
+          const { chromium, firefox: fox } = rooms[mode];
+          await callEachOtherAtOnce(chromium, 'chromium', fox, 'firefox');
+          for (const [page, who, peer] of [[chromium, 'chromium', 'firefox'], [fox, 'firefox', 'chromium']]) {
+            await waitForConnected(page, { timeoutMs: 30000 });
+            await waitForFrames(page);
+            assert.equal(await page.evaluate(() => window.callbox.peer), peer, `${who} is in the call with ${peer}`);
+          }
+          await hangUpAndCheck(mode, 'chromium', 'firefox');
+        });
+      });
+    }
   });
 }
