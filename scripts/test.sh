@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
-# Runs every callbox test, installing what the tests need on a fresh Debian machine:
-# Chromium (browser tests), coturn's client tools (TURN interop), iproute2 and iptables (the NAT
-# test's network namespaces). Needs root (or sudo) for the installs and the namespaces.
+# Runs every callbox test, first installing (Debian packages) whatever the tests need and this
+# machine lacks. The same command works as root (CI, containers: no sudo there) and as a user
+# with sudo; the installs and the NAT test's network namespaces are the only steps needing root.
+#
+#   ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# What the tests need: "command package" pairs, one per line. A missing command installs its
+# package. To add a dependency, add a line.
+NEEDS="
+chromium           chromium
+firefox-esr        firefox-esr
+turnutils_uclient  coturn
+iptables           iptables
+ip                 iproute2
+unshare            util-linux
+node               nodejs
+npm                npm
+"
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# Runs "$@" as root: directly when we are root, through sudo when it exists, else fails saying so.
+as_root() {
+  if is_root; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    echo "scripts/test.sh: needs root for: $*  (run as root, or install sudo)" >&2
+    return 1
+  fi
+}
 
 missing=()
-command -v chromium >/dev/null || missing+=(chromium)
-command -v turnutils_uclient >/dev/null || missing+=(coturn)
-command -v iptables >/dev/null || missing+=(iptables)
-command -v ip >/dev/null || missing+=(iproute2)
-command -v node >/dev/null || missing+=(nodejs npm)
+while read -r cmd pkg; do
+  [ -n "$cmd" ] || continue
+  command -v "$cmd" >/dev/null || missing+=("$pkg")
+done <<<"$NEEDS"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing test dependencies: ${missing[*]}"
   as_root apt-get update -qq
@@ -28,11 +54,16 @@ cargo build
 cargo test
 
 if [ -f tests/browser/run.sh ]; then
-  echo "== web client in real Chromium"
+  echo "== web client in real Chromium and Firefox"
   bash tests/browser/run.sh
 fi
 
 if [ -f tests/nat/run.sh ]; then
   echo "== NAT traversal through network namespaces"
-  as_root bash tests/nat/run.sh
+  # Without root or sudo the NAT test skips loudly by itself.
+  if is_root || ! command -v sudo >/dev/null; then
+    bash tests/nat/run.sh
+  else
+    sudo bash tests/nat/run.sh
+  fi
 fi

@@ -39,6 +39,7 @@ export class Call extends EventTarget {
     this.incoming = Promise.resolve();
     this.lastSummary = null;
     this.restarts = 0;
+    this.mediaOps = Promise.resolve();
 
     this.pc = new RTCPeerConnection({
       iceServers: iceServers ?? [],
@@ -203,16 +204,40 @@ export class Call extends EventTarget {
     this.emit('local-media', {});
   }
 
+  /**
+   * Runs camera, microphone and screen changes one at a time, in click order. Each awaits a
+   * device, so two overlapping ones (a double click, camera on then hang-up) would each start
+   * a device and one would stay live, unseen and never stopped. Muting stays synchronous.
+   */
+  serial(op) {
+    const run = this.mediaOps.then(() => (this.closed ? undefined : op()));
+    this.mediaOps = run.catch(() => {});
+    return run;
+  }
+
+  /** A device that arrived after the call ended is stopped at once. */
+  stillWanted(track) {
+    if (!this.closed) return true;
+    track?.stop();
+    return false;
+  }
+
   setMic(on) {
     this.micOn = on;
     if (this.micTrack) this.micTrack.enabled = on;
     this.emit('local-media', {});
   }
 
-  async setCamera(on) {
+  setCamera(on) {
+    return this.serial(() => this.applyCamera(on));
+  }
+
+  async applyCamera(on) {
     if (on === this.cameraOn) return;
     if (on) {
-      this.cameraTrack = await getCameraTrack(this.cameraId);
+      const track = await getCameraTrack(this.cameraId);
+      if (!this.stillWanted(track)) return;
+      this.cameraTrack = track;
       this.replaceLocal(this.cameraTrack, 'video');
       this.cameraOn = true;
     } else {
@@ -225,19 +250,32 @@ export class Call extends EventTarget {
     await this.putVideo();
   }
 
-  async switchCamera(deviceId) {
+  switchCamera(deviceId) {
     this.cameraId = deviceId;
+    return this.serial(() => this.applyCameraChoice(deviceId));
+  }
+
+  async applyCameraChoice(deviceId) {
     if (!this.cameraOn) return;
     const old = this.cameraTrack;
-    this.cameraTrack = await getCameraTrack(deviceId);
+    const track = await getCameraTrack(deviceId);
+    if (!this.stillWanted(track)) return;
+    this.cameraTrack = track;
     this.replaceLocal(this.cameraTrack, 'video', old);
     old?.stop();
     await this.putVideo();
   }
 
-  async switchMic(deviceId) {
+  switchMic(deviceId) {
+    return this.serial(() => this.applyMicChoice(deviceId));
+  }
+
+  async applyMicChoice(deviceId) {
     const old = this.micTrack;
-    this.micTrack = await getMicTrack(deviceId);
+    const track = await getMicTrack(deviceId);
+    if (!this.stillWanted(track)) return;
+    this.micTrack = track;
+    // Read after the await: a mute clicked meanwhile holds for the new microphone too.
     this.micTrack.enabled = this.micOn;
     this.replaceLocal(this.micTrack, 'audio', old);
     old?.stop();
@@ -255,9 +293,14 @@ export class Call extends EventTarget {
     this.localStream.addTrack(track);
   }
 
-  async startScreenShare() {
+  startScreenShare() {
+    return this.serial(() => this.applyScreenShare());
+  }
+
+  async applyScreenShare() {
     if (this.screenTrack) return;
     const track = await getScreenTrack();
+    if (!this.stillWanted(track)) return;
     this.screenTrack = track;
     // The browser's own "Stop sharing" button ends the track.
     track.addEventListener('ended', () => {
@@ -266,12 +309,14 @@ export class Call extends EventTarget {
     await this.putVideo();
   }
 
-  async stopScreenShare() {
-    const track = this.screenTrack;
-    if (!track) return;
-    this.screenTrack = null;
-    track.stop();
-    if (!this.closed) await this.putVideo();
+  stopScreenShare() {
+    return this.serial(async () => {
+      const track = this.screenTrack;
+      if (!track) return;
+      this.screenTrack = null;
+      track.stop();
+      await this.putVideo();
+    });
   }
 
   refreshStats() {

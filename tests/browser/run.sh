@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the web client's tests in real Chromium against a real callbox binary.
+# Runs the web client's tests in real Chromium (and Firefox ESR for the cross-browser calls)
+# against a real callbox binary.
 # Installs node modules from the lockfile if missing, builds callbox (cargo build is a no-op when
 # up to date), then runs unit/*.test.js (the page's state machine, no browser) and every
 # test/*.test.js with node's test runner, one file at a time (two
@@ -11,18 +12,22 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-if ! command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null; then
+# The two browsers the tests drive (paths overridable); as root a missing one is installed.
+for pair in "${CHROMIUM:-/usr/bin/chromium}:chromium" "${FIREFOX:-/usr/bin/firefox-esr}:firefox-esr"; do
+  bin=${pair%:*} pkg=${pair##*:}
+  command -v "$bin" >/dev/null && continue
   if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg"
   else
-    echo "tests/browser: Chromium not found at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)" >&2
+    echo "tests/browser: $bin not found (install the Debian package $pkg, or run ./scripts/test.sh)" >&2
     exit 1
   fi
-fi
+done
 
 cd "$here"
-if [ ! -f node_modules/playwright-core/package.json ]; then
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+if [ ! -f node_modules/playwright-core/package.json ] || [ ! -f node_modules/puppeteer-core/package.json ]; then
+  # The drivers only: both use Debian's browsers, never a downloaded one.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi
 
 if [ -z "${CALLBOX_BIN:-}" ]; then

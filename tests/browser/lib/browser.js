@@ -44,9 +44,13 @@ export async function launchBrowser({ executablePath = CHROMIUM, args = [], time
   });
 }
 
-/** A new isolated context (its own storage, like another person's browser) on `url`. */
-export async function openPage(browser, url, { viewport = { width: 1280, height: 800 } } = {}) {
+/**
+ * A new isolated context (its own storage, like another person's browser) on `url`.
+ * `initScript`: a file run in the page before its own scripts (e.g. a legacy-API shim).
+ */
+export async function openPage(browser, url, { viewport = { width: 1280, height: 800 }, initScript } = {}) {
   const context = await browser.newContext({ viewport, ignoreHTTPSErrors: true });
+  if (initScript) await context.addInitScript({ path: initScript });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   page.consoleLog = [];
@@ -189,4 +193,39 @@ export async function screenshot(page, name) {
 /** On failure, what the page said: kept short for the test output. */
 export function consoleTail(page, lines = 30) {
   return (page?.consoleLog ?? []).slice(-lines).join('\n');
+}
+
+/**
+ * Run in a page (page.evaluate(holdCallRequests)): its WebSocket sends of call-request wait in
+ * window.__held.queue until window.__held.release(). Lets a test put two call-requests in
+ * flight at once (real glare) however slow either browser is.
+ */
+export function holdCallRequests() {
+  const native = WebSocket.prototype.send;
+  const held = { queue: [], release: null };
+  window.__held = held;
+  held.release = () => {
+    WebSocket.prototype.send = native;
+    for (const [ws, data] of held.queue.splice(0)) native.call(ws, data);
+  };
+  WebSocket.prototype.send = function send(data) {
+    if (typeof data === 'string' && data.includes('"call-request"')) held.queue.push([this, data]);
+    else native.call(this, data);
+  };
+}
+
+/**
+ * Real glare: each page clicks the other's name while its own call-request is held, and both
+ * are released once both pages are calling. Resolves when both requests are on their way.
+ */
+export async function callEachOtherAtOnce(a, aName, b, bName) {
+  for (const page of [a, b]) await page.evaluate(holdCallRequests);
+  await a.locator(`[data-user="${bName}"]`).click();
+  await b.locator(`[data-user="${aName}"]`).click();
+  for (const [page, name] of [[a, aName], [b, bName]]) {
+    await waitFor(`${name}'s call-request held`, () => page.evaluate(() => window.__held.queue.length === 1));
+    const now = await phase(page);
+    if (now !== 'calling') throw new Error(`${name} should be calling before the release, is ${now}`);
+  }
+  await Promise.all([a.evaluate(() => window.__held.release()), b.evaluate(() => window.__held.release())]);
 }

@@ -17,9 +17,12 @@ export async function startEnv({ server: serverOptions = {}, browser: browserOpt
     server,
     browser,
     pages: [],
-    /** Opens callbox's page at `rel` (e.g. "/", "/r/room?relay=1") in a fresh context. */
-    async open(rel = '/') {
-      const page = await openPage(browser, new URL(rel, server.url).href);
+    /**
+     * Opens callbox's page at `rel` (e.g. "/", "/r/room?relay=1"; an absolute URL opens that)
+     * in a fresh context. `options` go to openPage (e.g. initScript).
+     */
+    async open(rel = '/', options = {}) {
+      const page = await openPage(browser, new URL(rel, server.url).href, options);
       env.pages.push(page);
       return page;
     },

@@ -52,12 +52,18 @@ function relayRangeStart() {
   return 20000 + Math.floor(Math.random() * Math.min(slots(20000, low - 1), 50)) * 100;
 }
 
-/** TOML for a loopback test instance. `extra` is appended verbatim (e.g. [[rooms]]). */
-export function testConfig({ host = '127.0.0.1', httpPort, turnPort, relayPortMin, relayPortMax, extra = '' }) {
+/**
+ * TOML for a loopback test instance. `extra` is appended verbatim (e.g. [[rooms]]);
+ * `serverExtra` goes inside [server] (e.g. extra_origins).
+ */
+export function testConfig({
+  host = '127.0.0.1', httpPort, turnPort, relayPortMin, relayPortMax, extra = '', serverExtra = '',
+}) {
   return `[server]
 public_host = "localhost"
 listen = "${host}:${httpPort}"
 shutdown_grace_secs = 1
+${serverExtra}
 
 [turn]
 enabled = true
@@ -74,7 +80,8 @@ ${extra}
 /**
  * Starts callbox and resolves once it printed its URL.
  * Options: httpPort (0: pick a free fixed port, so a restart can reuse it), turnPort, extra
- * TOML, config (full TOML instead of the generated one), prefix (argv to run the binary under,
+ * TOML, serverExtra (TOML lines inside [server]), config (full TOML instead of the generated
+ * one), prefix (argv to run the binary under,
  * e.g. ['ip', 'netns', 'exec', 'pub']), startTimeoutMs.
  */
 export async function startCallbox(options = {}) {
@@ -85,7 +92,10 @@ export async function startCallbox(options = {}) {
   const relayPortMax = options.relayPortMax ?? relayPortMin + 99;
   const configPath = path.join(dir, 'config.toml');
   const config =
-    options.config ?? testConfig({ httpPort, turnPort, relayPortMin, relayPortMax, extra: options.extra ?? '' });
+    options.config ??
+    testConfig({
+      httpPort, turnPort, relayPortMin, relayPortMax, extra: options.extra ?? '', serverExtra: options.serverExtra ?? '',
+    });
   writeFileSync(configPath, config);
   const instance = {
     dir,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startEnv, withDiagnostics } from '../lib/env.js';
 import {
   call, accept, decline, waitForRinging, waitForPhase, establishCall, hangUp, waitFor,
-  waitForConnected, waitForFrames, waitForUser, sleep,
+  waitForConnected, waitForFrames, waitForUser, sleep, callEachOtherAtOnce,
 } from '../lib/browser.js';
 
 let env;
@@ -64,10 +64,8 @@ test('two people calling each other at once end up in one call (glare)', async (
   await withDiagnostics(env, async () => {
     await waitForUser(alice, 'bob');
     await waitForUser(bob, 'alice');
-    await Promise.all([
-      alice.locator('[data-user="bob"]').click(),
-      bob.locator('[data-user="alice"]').click(),
-    ]);
+    // Both call-requests in flight at once, so both pages are calling (not one ringing).
+    await callEachOtherAtOnce(alice, 'alice', bob, 'bob');
     await Promise.all([waitForConnected(alice), waitForConnected(bob)]);
     await Promise.all([waitForFrames(alice), waitForFrames(bob)]);
     assert.equal(await alice.evaluate(() => window.callbox.peer), 'bob');
