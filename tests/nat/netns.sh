@@ -213,7 +213,9 @@ nat_mode() {
         nsx "$ns" "$fw" -t nat -F POSTROUTING
         nsx "$ns" "$fw" -t nat -A POSTROUTING -o wan -s "$lan" -j MASQUERADE "${flags[@]}"
         # Mappings made under the old rule would outlive it; start from a clean table.
-        nsx "$ns" sh -c 'command -v conntrack >/dev/null && conntrack -F 2>/dev/null || true'
+        local family=ipv4
+        [ "$fw" = ip6tables ] && family=ipv6
+        nsx "$ns" sh -c "command -v conntrack >/dev/null && conntrack -F -f $family 2>/dev/null || true"
     done < <(routers)
 }
 
