@@ -240,9 +240,18 @@ down() {
     done
 }
 
+# up and down one at a time: on Ctrl-C both the node test's handler and run.sh's trap take the
+# stage down, and two downs at once would race on the same namespaces. (A lock on this script
+# itself: nothing to create or clean up.)
+serialized() {
+    exec 9<"${BASH_SOURCE[0]}"
+    flock -w 60 9 || { echo "netns.sh: another up/down held the lock for 60 s" >&2; exit 1; }
+    "$@"
+}
+
 case ${1:-} in
-    up) case ${2:-v4} in v4) up ;; dual) dual_up ;; *) echo "up v4|dual" >&2; exit 2 ;; esac ;;
-    down) down ;;
+    up) case ${2:-v4} in v4) serialized up ;; dual) serialized dual_up ;; *) echo "up v4|dual" >&2; exit 2 ;; esac ;;
+    down) serialized down ;;
     status) ip netns list | grep "^$P-" || true ;;
     block-udp-turn) outbound "-p udp --dport 3478 -j DROP" "-j ACCEPT" ;;
     only-tcp) outbound "-p tcp --dport ${2:?port} -j ACCEPT" "-j DROP" ;;
