@@ -25,26 +25,41 @@ function isStunBinding(msg) {
   return msg.length >= 20 && msg.readUInt16BE(0) === 0x0001 && msg.readUInt32BE(4) === MAGIC;
 }
 
-// RFC 8489 Binding success with one XOR-MAPPED-ADDRESS (IPv4): all a browser needs to learn its
-// server-reflexive candidate, so the topology can be checked without callbox.
+// RFC 8489 Binding success with one XOR-MAPPED-ADDRESS (IPv4 or IPv6): all a browser needs to
+// learn its server-reflexive candidate, so the topology can be checked without callbox.
 function stunBindingSuccess(req, rinfo) {
-  const out = Buffer.alloc(32);
+  const v6 = rinfo.family === 'IPv6' || rinfo.family === 6;
+  const ip = v6 ? ipv6Bytes(rinfo.address) : Buffer.from(rinfo.address.split('.').map(Number));
+  const out = Buffer.alloc(24 + 4 + ip.length);
   out.writeUInt16BE(0x0101, 0);
-  out.writeUInt16BE(12, 2);
+  out.writeUInt16BE(8 + ip.length, 2);
   req.copy(out, 4, 4, 20); // magic cookie + transaction id
   out.writeUInt16BE(0x0020, 20);
-  out.writeUInt16BE(8, 22);
-  out.writeUInt16BE(0x0001, 24);
+  out.writeUInt16BE(4 + ip.length, 22);
+  out.writeUInt16BE(v6 ? 0x0002 : 0x0001, 24);
   out.writeUInt16BE(rinfo.port ^ (MAGIC >>> 16), 26);
-  const ip = rinfo.address.split('.').reduce((a, o) => (a * 256 + Number(o)) >>> 0, 0);
-  out.writeUInt32BE((ip ^ MAGIC) >>> 0, 28);
+  // XOR with the magic cookie, then (IPv6) the transaction id: bytes 4..20 of the header.
+  for (let i = 0; i < ip.length; i++) out[28 + i] = ip[i] ^ out[4 + i];
   return out;
 }
+
+function ipv6Bytes(text) {
+  const [head, tail = ''] = text.split('::');
+  const groups = (s) => (s ? s.split(':') : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = text.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  const out = Buffer.alloc(16);
+  all.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+const udpType = String(addr).includes(':') ? 'udp6' : 'udp4';
 
 if (mode === 'serve') {
   const closers = [];
   for (const port of ports) {
-    const udp = dgram.createSocket('udp4');
+    const udp = dgram.createSocket(udpType);
     udp.on('message', (msg, rinfo) => {
       const reply = isStunBinding(msg) ? stunBindingSuccess(msg, rinfo) : `${rinfo.address}:${rinfo.port}`;
       udp.send(reply, rinfo.port, rinfo.address);
@@ -81,7 +96,7 @@ if (mode === 'serve') {
     const mapped = [];
     // One local socket for every UDP destination: a cone NAT would show one public port for all
     // of them, a symmetric NAT a different port per destination.
-    const sock = tcp ? null : dgram.createSocket('udp4');
+    const sock = tcp ? null : dgram.createSocket(udpType);
     if (sock) await new Promise((r) => sock.bind(0, r));
     for (const port of ports) {
       mapped.push(await Promise.race([tcp ? tcpProbe(port) : udpProbe(sock, port), timeout(1000)]));

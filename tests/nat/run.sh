@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The NAT traversal test: two headless Chromium behind two symmetric NATs (Linux network
-# namespaces) call each other through callbox alone. See tests/nat/README.md.
+# namespaces) call each other through callbox alone, over IPv4 and across address families
+# (IPv6-only behind NAT66 to IPv4-only, and IPv6 to IPv6). See tests/nat/README.md.
 #
 #   sudo bash tests/nat/run.sh            (from the repository root or anywhere)
 #
-# Needs root (namespaces, iptables), ip, iptables, node + npm, Debian's chromium. Skips (exit 0,
+# Needs root (namespaces, iptables), ip, iptables + ip6tables, node + npm, Debian's chromium. Skips (exit 0,
 # loudly) only when not root or when this kernel/container cannot create network namespaces;
 # anything else missing is a failure. Builds callbox if needed. Always removes every namespace,
 # veth, rule and process it made, also on failure or Ctrl-C.
@@ -32,6 +33,7 @@ fi
 ip netns del "$probe_ns"
 
 command -v iptables >/dev/null || fail "iptables is missing: apt-get install iptables"
+command -v ip6tables >/dev/null || fail "ip6tables is missing: apt-get install iptables"
 command -v node >/dev/null || fail "node is missing: apt-get install nodejs npm"
 command -v npm >/dev/null || fail "npm is missing: apt-get install npm"
 chromium=${NAT_CHROMIUM:-/usr/bin/chromium}
@@ -86,7 +88,10 @@ fi
 echo "== NAT traversal test (namespaces $NAT_PREFIX-*)"
 cd "$here"
 # A hard bound on the whole run; each wait inside has its own, shorter one.
-timeout --kill-after=10 "${NAT_TEST_TIMEOUT:-300}" \
-    node --test --test-concurrency=1 --test-reporter=spec topology.test.mjs traversal.test.mjs &
+# The files run one after the other; each brings up and removes its own stage (netns.sh up / up
+# dual) under the same prefix.
+timeout --kill-after=10 "${NAT_TEST_TIMEOUT:-420}" \
+    node --test --test-concurrency=1 --test-reporter=spec \
+    topology.test.mjs traversal.test.mjs dualstack.test.mjs &
 test_pid=$!
 wait "$test_pid"

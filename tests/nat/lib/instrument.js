@@ -15,6 +15,15 @@ export function instrument(policy) {
   const local = new Set();
   const remote = new Set();
   const iceUrlsSeen = [];
+  // "type address" of every candidate gathered and received, for diagnostics and the families.
+  const localList = [];
+  // icecandidateerror events (a STUN/TURN server that could not be reached or refused).
+  const candidateErrors = [];
+  const remoteList = [];
+  const list = (into, line) => {
+    const m = / (\S+) \d+ typ (host|srflx|prflx|relay)\b/.exec(line || '');
+    if (m && into.length < 200) into.push(`${m[2]} ${m[1]}`);
+  };
   // Every connection and ICE state any of the page's connections went through, in order: the
   // client restarts ICE the moment a connection fails, so polling alone could miss "failed".
   const history = [];
@@ -31,6 +40,7 @@ export function instrument(policy) {
       if (line.startsWith('a=candidate:')) {
         const t = typeOf(line);
         if (t) remote.add(t);
+        list(remoteList, line);
       }
     }
   };
@@ -55,9 +65,13 @@ export function instrument(policy) {
       // Registered before the page's own handlers, so the state is seen before any reaction.
       this.addEventListener('connectionstatechange', () => note(`connection:${this.connectionState}`));
       this.addEventListener('iceconnectionstatechange', () => note(`ice:${this.iceConnectionState}`));
+      this.addEventListener('icecandidateerror', (e) => {
+        if (candidateErrors.length < 50) candidateErrors.push(`${e.url} ${e.address ?? ''} ${e.errorCode} ${e.errorText}`);
+      });
       this.addEventListener('icecandidate', (e) => {
         const t = typeOf(e.candidate?.candidate);
         if (t) local.add(t);
+        list(localList, e.candidate?.candidate);
       });
     }
     setConfiguration(config) {
@@ -66,6 +80,7 @@ export function instrument(policy) {
     addIceCandidate(candidate, ...rest) {
       const t = typeOf(candidate?.candidate);
       if (t) remote.add(t);
+      list(remoteList, candidate?.candidate);
       return super.addIceCandidate(candidate, ...rest);
     }
     setRemoteDescription(desc, ...rest) {
@@ -94,6 +109,9 @@ export function instrument(policy) {
       iceServerSchemes: [...new Set(iceUrlsSeen)],
       gathered: [...local],
       received: [...remote],
+      gatheredList: [...localList],
+      receivedList: [...remoteList],
+      candidateErrors: [...candidateErrors],
       history: [...history],
     };
     if (!pc) return out;

@@ -18,6 +18,9 @@ export const ns = {
   clientA: `${prefix}-ca`,
   clientB: `${prefix}-cb`,
 };
+// The dual stage's namespaces (netns.sh up dual): the same five plus a second IPv6-only client
+// behind its own NAT66.
+export const nsDual = { ...ns, routerC: `${prefix}-rc`, clientC: `${prefix}-cc` };
 export const addr = {
   callbox: '203.0.113.1',
   routerA: '203.0.113.2',
@@ -27,6 +30,21 @@ export const addr = {
 };
 // What callbox's config must allow as TURN peers: exactly the "public" documentation ranges.
 export const publicRanges = ['203.0.113.0/24', '198.51.100.0/24'];
+
+// The dual stage (netns.sh up dual): A and C IPv6-only behind NAT66, B IPv4-only behind NAT44,
+// callbox dual-stack under one name.
+export const dual = {
+  host: 'callbox.test',
+  callbox4: '203.0.113.1',
+  callbox6: '2001:db8:1::1',
+  routerA: '2001:db8:a::2',
+  routerB: '198.51.100.2',
+  routerC: '2001:db8:c::2',
+  clientA: 'fd00:a::2',
+  clientB: '10.2.0.2',
+  clientC: 'fd00:c::2',
+  publicRanges: ['203.0.113.0/24', '198.51.100.0/24', '2001:db8::/32'],
+};
 
 let signalsHooked = false;
 
