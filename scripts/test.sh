@@ -18,6 +18,8 @@ ip                 iproute2
 unshare            util-linux
 node               nodejs
 npm                npm
+systemd-analyze    systemd
+dpkg-deb           dpkg
 "
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
@@ -57,6 +59,10 @@ if [ -f tests/browser/run.sh ]; then
   echo "== web client in real Chromium and Firefox"
   bash tests/browser/run.sh
 fi
+
+echo "== Debian package (cargo-deb): contents, conffile, maintainer scripts, unit verifies"
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+CALLBOX_DEB_PROFILE=dev bash tests/package/run.sh
 
 if [ -f tests/nat/run.sh ]; then
   echo "== NAT traversal through network namespaces"

@@ -14,7 +14,9 @@ deb="${1:-}"
 if [ -z "$deb" ]; then
     command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
     out=$(mktemp -d)
-    cargo deb --fast -o "$out/" >&2
+    # CI passes CALLBOX_DEB_PROFILE=dev to package the debug build it already has (a release
+    # build takes minutes on two cores); a real package uses the default release profile.
+    cargo deb --fast ${CALLBOX_DEB_PROFILE:+--profile "$CALLBOX_DEB_PROFILE"} -o "$out/" >&2
     deb=$(ls "$out"/callbox_*.deb)
 fi
 [ -f "$deb" ] || fail "no package at $deb"
