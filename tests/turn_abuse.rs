@@ -198,9 +198,18 @@ async fn many_flooding_sources_leave_the_nonce_budget_to_others() {
         }
         floods.push(sockets);
     }
-    let (allocate, _) = floods[0][0].build(METHOD_ALLOCATE, vec![], false);
     for sockets in &floods {
-        flood(sockets, &allocate, 30).await;
+        // A fresh transaction each time: a retransmission would be answered from the cache,
+        // which has a budget of its own (tested below).
+        for c in sockets {
+            for _ in 0..30 {
+                let (allocate, _) = c.build(METHOD_ALLOCATE, vec![], false);
+                if c.socket.try_send_to(&allocate, c.server).is_err() {
+                    // Not writable yet (a fresh socket before the reactor ran): let it run.
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
         // Paced so the server's socket buffer never overflows: this is about budgets.
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
@@ -236,6 +245,24 @@ async fn binding_answers_come_out_of_a_per_source_budget() {
     let (binding, txn) = other.build(METHOD_BINDING, vec![], false);
     other.send(&binding).await;
     assert_eq!(other.response(txn).await.expect("answered").code, 0);
+    server.close().await;
+}
+
+#[tokio::test]
+async fn replayed_answers_to_one_retransmitted_request_come_out_of_a_per_source_budget() {
+    let server = start(config()).await;
+    let addr = server.udp_addrs()[0];
+    let flooder = RawClient::new_from("127.0.0.13", addr, "", "").await;
+    let (allocate, _) = flooder.build(METHOD_ALLOCATE, vec![], false);
+    let flooders = std::slice::from_ref(&flooder);
+    flood(flooders, &allocate, 300).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answered = drain(flooders);
+    // The first answer, then replays from the cache: burst 20 plus 5/s refill.
+    assert!(
+        (2..=25).contains(&answered),
+        "one request repeated 300 times got {answered} answers"
+    );
     server.close().await;
 }
 

@@ -159,6 +159,9 @@ impl Guard {
         }
         if let Some(answer) = self.answers.get(method, &m.transaction_id.0, now) {
             // A retransmission: the answer it missed, not a new one (nor the crate's 437).
+            if !self.shared.budgets.replay(self.client.ip(), now) {
+                return Verdict::Drop;
+            }
             return Verdict::Reply(answer);
         }
         if ![

@@ -42,6 +42,9 @@ pub struct TurnLimits {
     pub unauthorized: Limits,
     /// Binding answers (stateless, but each is a datagram a spoofed source can aim).
     pub binding: Limits,
+    /// Answers replayed from the retransmit cache: cheap, but without a budget one request
+    /// repeated by a spoofed source would aim an unbounded stream of answers at its victim.
+    pub replay: Limits,
     /// How often the host's interface addresses are re-read for the peer policy.
     pub host_poll: Duration,
 }
@@ -72,6 +75,14 @@ impl Default for TurnLimits {
                 global_burst: 40_000.0,
                 ..Limits::default()
             },
+            // A real client retransmits a request at most 7 times (RFC 8489 §6.2.1).
+            replay: Limits {
+                per_ip_rate: 5.0,
+                per_ip_burst: 20.0,
+                global_rate: 20_000.0,
+                global_burst: 40_000.0,
+                ..Limits::default()
+            },
             host_poll: Duration::from_secs(15),
         }
     }
@@ -92,6 +103,7 @@ pub struct Budgets {
     pub limits: TurnLimits,
     unauthorized: Mutex<Limiter>,
     binding: Mutex<Limiter>,
+    replay: Mutex<Limiter>,
 }
 
 impl Budgets {
@@ -99,6 +111,7 @@ impl Budgets {
         Budgets {
             unauthorized: Mutex::new(Limiter::new(limits.unauthorized, now)),
             binding: Mutex::new(Limiter::new(limits.binding, now)),
+            replay: Mutex::new(Limiter::new(limits.replay, now)),
             limits,
         }
     }
@@ -113,18 +126,23 @@ impl Budgets {
         admit(&self.binding, ip, now)
     }
 
+    /// May the guard replay one more cached answer to `ip`?
+    pub fn replay(&self, ip: IpAddr, now: Instant) -> bool {
+        admit(&self.replay, ip, now)
+    }
+
     /// Forgets sources whose buckets have refilled.
     pub fn sweep(&self, now: Instant) {
-        for l in [&self.unauthorized, &self.binding] {
+        for l in [&self.unauthorized, &self.binding, &self.replay] {
             if let Ok(mut l) = l.lock() {
                 l.sweep(now);
             }
         }
     }
 
-    /// Sources the two tables remember.
+    /// Sources the three tables remember.
     pub fn tracked(&self) -> usize {
-        [&self.unauthorized, &self.binding]
+        [&self.unauthorized, &self.binding, &self.replay]
             .iter()
             .map(|l| l.lock().map(|l| l.tracked()).unwrap_or(0))
             .sum()
