@@ -55,20 +55,6 @@ impl LiveLogins {
     }
 }
 
-/// Whether a REST username's id has the shape of a login id. Only those are tied to a live
-/// login: any other id (`callbox selftest`'s, a tool's) was minted by whoever holds a TURN
-/// secret, outside signaling, and lives until its expiry like any TURN REST credential. A
-/// client cannot mint one, since the password is an HMAC of the username with the secret.
-pub fn is_login_id(id: &str) -> bool {
-    id.len() == LOGIN_ID_CHARS
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// 16 random bytes in URL-safe base64 without padding.
-const LOGIN_ID_CHARS: usize = 22;
-
 /// 128 random bits, URL-safe base64 (no ':' so it can follow the expiry in a REST username).
 fn new_login_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
@@ -83,11 +69,6 @@ mod tests {
         let mut logins = LiveLogins::new();
         let id = logins.grant("conn-1");
         assert_eq!(id.len(), 22);
-        assert!(is_login_id(&id));
-        assert!(
-            !is_login_id("selftest"),
-            "an operator-minted id is not a login's"
-        );
         assert!(!id.contains(':'));
         assert!(logins.is_live(&id));
         assert_eq!(logins.grant("conn-1"), id, "a refresh keeps the login id");
