@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod notify;
 pub mod reload;
 pub mod selftest;
+mod selftest_login;
 mod selftest_turn;
 pub mod serve;
 pub mod stats;

@@ -83,7 +83,15 @@ pub async fn run(config: &Config) -> Vec<Check> {
         }
         if let Some(addr) = config.turn.listen_udp.first() {
             let target = SocketAddr::new(ip, addr.port());
-            checks.push(check("turn allocate udp", allocate(config, target).await));
+            match super::selftest_login::login(config, &host, web, &roots).await {
+                Ok(mut login) => {
+                    checks.push(check("login", Ok(format!("TURN user {}", login.username))));
+                    let allocated = allocate(config, target, &login.username, &login.password);
+                    checks.push(check("turn allocate udp", allocated.await));
+                    let _ = login.socket.close(None).await;
+                }
+                Err(err) => checks.push(check("login", Err(err))),
+            }
         }
     }
     if let Ok(Some(addr)) = config.metrics.listen_addr() {

@@ -1,10 +1,8 @@
 //! The STUN/TURN half of `callbox selftest`: a Binding request on every listener (UDP, TCP,
-//! TLS) and one real allocation over UDP with credentials minted from `turn.secrets`, as a
-//! logged-in browser would get them.
+//! TLS) and one real allocation over UDP with the credentials a login was handed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::CertificateDer;
 use stun::message::Getter;
@@ -92,16 +90,13 @@ async fn stun_stream<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> Result
 }
 
 /// One allocation as a browser makes it; reports the relayed address.
-pub async fn allocate(config: &Config, server: SocketAddr) -> Result<String, String> {
-    let Some(secret) = config.turn.secrets.first() else {
-        return Err("turn.secrets is empty: the server signs with a random secret".into());
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let username = format!("{}:selftest", now + 300);
-    let password = crate::turn::credentials::rest_password(secret.as_bytes(), &username);
+pub async fn allocate(
+    config: &Config,
+    server: SocketAddr,
+    username: &str,
+    password: &str,
+) -> Result<String, String> {
+    let (username, password) = (username.to_string(), password.to_string());
     let any = if server.is_ipv4() {
         "0.0.0.0:0"
     } else {
