@@ -14,10 +14,12 @@ use super::per_address::AddressGuard;
 use crate::config::{ConfigError, ServerConfig};
 
 /// Connections one client address (IPv6: one /64) may hold on the listener, counted before TLS.
-/// Room for the signaling relay's own per-address WebSocket cap (20 by default), a browser's
-/// six parallel page loads and a few TURN-over-443 streams, and a handful of people sharing
-/// one NAT address; still a small share of the listener's total.
-pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 32;
+/// Each browser profile keeps up to six keep-alive connections per origin open for a minute
+/// besides its WebSocket and TURN-over-443 streams, so one person with a few tabs holds 8-20;
+/// 128 leaves room for an office or household behind one NAT address (the relay's own cap of
+/// 20 WebSockets per address binds first), and is still about 1% of the listener's total.
+/// (32 was tried first: five pages in one browser test already hit it.)
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 128;
 /// From TCP accept to a finished TLS handshake (a handshake takes a few round trips).
 pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 /// From the end of the handshake (plain HTTP: from accept) to the first complete request
