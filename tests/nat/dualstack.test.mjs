@@ -14,7 +14,7 @@ import { waitFor } from './lib/wait.mjs';
 import {
   stage, closeBrowsers, call, waitForMedia, pathOf, assertPageSaysRelayed,
   assertRelayedByCallbox, screenshots, report, withDiagnostics, watchWithoutRelay,
-  assertRelayCarriedMedia, printResults,
+  assertRelayCarriedMedia, printResults, loginsOf,
 } from './lib/calls.mjs';
 
 const reflector = new URL('./reflector.mjs', import.meta.url).pathname;
@@ -180,7 +180,7 @@ test('through the two symmetric NAT66s a direct IPv6 call with STUN only fails a
 test("callbox's dual-stack relay carried the calls: its allocation summaries count the media bytes", { timeout: 90_000 }, async (t) => {
   if (relayed.length === 0) return t.skip('no relayed call connected');
   const summaries = await assertRelayCarriedMedia(relayed);
-  const mine = summaries.filter((s) => relayed.some((v) => s.user === `alice-${v}` || s.user === `bob-${v}`));
+  const mine = summaries.filter((s) => relayed.some((v) => loginsOf(v).includes(s.user)));
   const v6 = mine.filter((s) => s.relay.startsWith('['));
   stage.results.push(`relay families of the browsers' ${mine.length} allocations: ${mine.length - v6.length} IPv4, ${v6.length} IPv6`);
 });

@@ -13,7 +13,7 @@ import { sleep, waitFor } from './wait.mjs';
 const artifacts = path.resolve(natDir, '..', '..', 'test-artifacts', 'nat');
 
 /** The file's callbox (set by its before hook), open browsers, and summary lines. */
-export const stage = { callbox: null, browsers: [], results: [] };
+export const stage = { callbox: null, browsers: [], results: [], logins: {}, variant: null };
 
 export async function closeBrowsers() {
   await Promise.all(stage.browsers.map((b) => b.close()));
@@ -23,6 +23,7 @@ export async function closeBrowsers() {
 /** Chromium in each client namespace, on callbox's page, logged in; alice calls, bob accepts. */
 export async function call(variant, [nsA, nsB], { policy = 'all' } = {}) {
   const [a, b] = await launchPair([nsA, nsB], { policy }, stage.browsers);
+  stage.variant = variant;
   const alice = `alice-${variant}`;
   const bob = `bob-${variant}`;
   const url = stage.callbox.url;
@@ -67,6 +68,8 @@ export async function waitForMedia(a, b, clickedAt, timeoutMs = 30_000) {
   const before = await Promise.all([snapshot(a.page), snapshot(b.page)]);
   await sleep(1000);
   const later = await Promise.all([snapshot(a.page), snapshot(b.page)]);
+  // This call's TURN login ids, to find its allocations in callbox's log afterwards.
+  stage.logins[stage.variant] = later.flatMap((s) => s?.turnLogins ?? []);
   later.forEach((s, i) => {
     assert.ok(s.framesDecoded > before[i].framesDecoded, `${['alice', 'bob'][i]}: frames still decoded a second later (${before[i].framesDecoded} -> ${s.framesDecoded})`);
   });
@@ -134,6 +137,9 @@ export async function withDiagnostics(fn) {
   }
 }
 
+/** The TURN login ids alice's and bob's pages were handed in the call of `variant`. */
+export const loginsOf = (variant) => stage.logins[variant] ?? [];
+
 /** callbox's one "TURN allocation ended" line per allocation, parsed. */
 export function allocationSummaries(output) {
   return output
@@ -159,7 +165,7 @@ export async function assertRelayCarriedMedia(relayed) {
   await box.stop(); // SIGTERM: every allocation ends and logs its one summary line
   const summaries = allocationSummaries(box.output());
   for (const variant of relayed) {
-    const mine = summaries.filter((s) => s.user === `alice-${variant}` || s.user === `bob-${variant}`);
+    const mine = summaries.filter((s) => loginsOf(variant).includes(s.user));
     const to = mine.reduce((n, s) => n + s.toPeers, 0);
     const from = mine.reduce((n, s) => n + s.fromPeers, 0);
     assert.ok(to > 20_000 && from > 20_000, `${variant}: callbox relayed media both ways, more than ICE checks alone could add up to (to peers ${to} B, from peers ${from} B; ${mine.length} allocations)`);

@@ -15,6 +15,9 @@ export function instrument(policy) {
   const local = new Set();
   const remote = new Set();
   const iceUrlsSeen = [];
+  // The login ids in the TURN usernames callbox handed this page ("<expiry>:<login id>"): its
+  // allocation log lines name the login by that id, never by the person's name.
+  const turnLogins = new Set();
   // "type address" of every candidate gathered and received, for diagnostics and the families.
   const localList = [];
   // icecandidateerror events (a STUN/TURN server that could not be reached or refused).
@@ -48,6 +51,8 @@ export function instrument(policy) {
     if (!config || !Array.isArray(config.iceServers)) return config;
     for (const s of config.iceServers) {
       for (const u of [].concat(s.urls || s.url || [])) iceUrlsSeen.push(String(u).split('?')[0].split(':')[0]);
+      const login = String(s.username || '').split(':')[1];
+      if (login && turnLogins.size < 20) turnLogins.add(login);
     }
     if (policy !== 'stun-only') return config;
     const iceServers = [];
@@ -107,6 +112,7 @@ export function instrument(policy) {
     const out = {
       connections: pcs.length,
       iceServerSchemes: [...new Set(iceUrlsSeen)],
+      turnLogins: [...turnLogins],
       gathered: [...local],
       received: [...remote],
       gatheredList: [...localList],
