@@ -184,8 +184,13 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
     let closing = async {
         if matches!(end, End::TooBig | End::Flood | End::Shutdown) {
             // What was already queued (e.g. replies to the frames before the flood) goes first.
-            while let Ok(Outbound::Msg(msg)) = rx.try_recv() {
-                sink.feed(frame_for(msg, &shared, None)).await?;
+            loop {
+                let frame = match rx.try_recv() {
+                    Ok(Outbound::Msg(msg)) => frame_for(msg, &shared, None),
+                    Ok(Outbound::Frame(text)) => Message::Text(text),
+                    Ok(Outbound::Close { .. }) | Err(_) => break,
+                };
+                sink.feed(frame).await?;
             }
         }
         let reason = reason.into();
@@ -332,6 +337,7 @@ async fn write_loop(
             out = rx.recv() => match out {
                 None => return End::CutOff,
                 Some(Outbound::Close { code, reason }) => return End::Server { code, reason },
+                Some(Outbound::Frame(text)) => Message::Text(text),
                 Some(Outbound::Msg(msg)) => {
                     if matches!(msg, ServerMsg::LoginOk { .. }) {
                         tracing::info!(conn = conn.0, "logged in");

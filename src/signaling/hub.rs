@@ -2,11 +2,12 @@
 //! takes a connection id and a parsed message and returns the deliveries to make, so all routing
 //! rules are unit-tested without a socket (the socket edge only moves frames).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use base64::Engine;
 
 use super::names;
+use super::presence::PresenceMode;
 use super::protocol::{
     Dialect, ErrorCode, Limits, LoginFailure, LoginRequest, Routed, ServerMsg, TutorialKind,
 };
@@ -31,6 +32,8 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
     Msg(ServerMsg),
+    /// A frame serialised once for many recipients (presence, chat), shared by reference.
+    Frame(axum::extract::ws::Utf8Bytes),
     /// Close the connection with this code once the messages before it are sent.
     Close {
         code: u16,
@@ -110,6 +113,8 @@ pub struct Hub {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
     rooms: HashMap<String, Room>,
+    /// Rooms with presence changes not yet told.
+    dirty: BTreeSet<String>,
 }
 
 impl Hub {
@@ -118,6 +123,7 @@ impl Hub {
             config,
             conns: HashMap::new(),
             rooms: HashMap::new(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -161,6 +167,7 @@ impl Hub {
         let Some(mut name) = names::valid_name(&req.name, max) else {
             return fail(LoginFailure::InvalidName);
         };
+        self.dirty.insert(room_key.clone());
         let room = self.rooms.entry(room_key).or_default();
         let mut out = Vec::new();
         let mut peer = None;
@@ -186,7 +193,7 @@ impl Hub {
                 if let Some(stale_conn) = self.conns.get_mut(&stale) {
                     stale_conn.user = None;
                 }
-                peer = room.users.remove(&names::key(&name)).and_then(|u| u.peer);
+                peer = room.remove_user(&names::key(&name)).and_then(|u| u.peer);
             } else if req.dialect == Dialect::Mdn {
                 // Bounded: among users.len() + 1 candidates at least one is free.
                 let free = (2..=room.users.len() as u32 + 2)
@@ -208,9 +215,13 @@ impl Hub {
             conn,
             dialect: req.dialect,
             token: token.clone(),
+            presence: match (req.dialect, req.presence_deltas) {
+                (Dialect::Tutorial, true) => PresenceMode::Delta,
+                _ => PresenceMode::Full,
+            },
             peer,
         };
-        room.users.insert(key.clone(), user);
+        room.insert_user(key.clone(), user);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.user = Some(key);
         }
@@ -224,7 +235,11 @@ impl Hub {
                 limits,
             },
         ));
-        room.broadcast_user_list(&mut out);
+        // The list once; everyone else hears of this login in the next batch.
+        out.push(Delivery {
+            to: conn,
+            out: Outbound::Frame(room.snapshot()),
+        });
         (out, Ok(()))
     }
 
@@ -319,7 +334,7 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&room_key) else {
             return out;
         };
-        let Some(gone) = room.users.remove(&user_key) else {
+        let Some(gone) = room.remove_user(&user_key) else {
             return out;
         };
         if let Some(peer) = gone.peer.as_deref().and_then(|p| room.users.get_mut(p)) {
@@ -339,10 +354,27 @@ impl Hub {
                 out.push(send(peer.conn, msg));
             }
         }
-        room.broadcast_user_list(&mut out);
         if room.users.is_empty() {
+            // Nobody left to tell.
             self.rooms.remove(&room_key);
+            self.dirty.remove(&room_key);
+        } else {
+            self.dirty.insert(room_key);
         }
+        out
+    }
+
+    /// The batched presence frames due at `now_ms` (one room-level tick drives this).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let rooms = &mut self.rooms;
+        self.dirty.retain(|key| {
+            let Some(room) = rooms.get_mut(key) else {
+                return false;
+            };
+            room.flush_presence(now_ms, &mut out);
+            room.presence.is_dirty()
+        });
         out
     }
 

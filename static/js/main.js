@@ -302,6 +302,8 @@ function onSessionEvent(message) {
       return onLogin(message);
     case 'userlist':
       return onUserList(message);
+    case 'presence':
+      return onPresence(message);
     case 'ice-servers':
       if (!Array.isArray(message.iceServers)) return undefined;
       state.iceServers = message.iceServers;
@@ -314,8 +316,25 @@ function onSessionEvent(message) {
 }
 
 function onUserList(message) {
+  setUsers(names(message.users));
+}
+
+/** A batch of joins and leaves since the last one: leaves first (a name may leave and come
+ * back with another case), then joins. */
+function onPresence(message) {
+  const users = new Set(state.users);
+  for (const name of names(message.left)) users.delete(name);
+  for (const name of names(message.joined)) users.add(name);
+  setUsers([...users]);
+}
+
+function names(list) {
+  return Array.isArray(list) ? list.filter((u) => typeof u === 'string') : [];
+}
+
+function setUsers(users) {
   const before = state.users;
-  state.users = Array.isArray(message.users) ? message.users.filter((u) => typeof u === 'string') : [];
+  state.users = users;
   renderUserList();
   const peer = state.flow.peer;
   if (state.call && state.users.includes(peer) && !before.includes(peer)) state.call.resync();
