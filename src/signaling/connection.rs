@@ -54,10 +54,11 @@ pub struct WsQuery {
     room: Option<String>,
 }
 
-/// `GET /ws[?room=R]`.
-/// Initial read buffer per connection: one typical SDP offer fits.
-const READ_BUFFER: usize = 8 * 1024;
+/// Read buffer per connection, held while idle: small (a bigger frame grows it, up to
+/// `max_frame_bytes`).
+const READ_BUFFER: usize = 2 * 1024;
 
+/// `GET /ws[?room=R]`.
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -186,7 +187,7 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
             // What was already queued (e.g. replies to the frames before the flood) goes first.
             loop {
                 let frame = match rx.try_recv() {
-                    Ok(Outbound::Msg(msg)) => frame_for(msg, &shared, None),
+                    Ok(Outbound::Msg(msg)) => frame_for(*msg, &shared, None),
                     Ok(Outbound::Frame(text)) => Message::Text(text),
                     Ok(Outbound::Close { .. }) | Err(_) => break,
                 };
@@ -262,7 +263,7 @@ async fn read_loop(
             Verdict::Accept => {}
             Verdict::Refuse => {
                 let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
-                board.deliver(conn, Outbound::Msg(msg)).await;
+                board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
                 continue;
             }
             Verdict::Flood => {
@@ -272,7 +273,7 @@ async fn read_loop(
         }
         let Some(text) = text else {
             let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
-            board.deliver(conn, Outbound::Msg(msg)).await;
+            board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
             continue;
         };
         match protocol::parse(text.as_str()) {
@@ -280,7 +281,7 @@ async fn read_loop(
             Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
             Err(err) => {
                 board
-                    .deliver(conn, Outbound::Msg(err.to_server_msg()))
+                    .deliver(conn, Outbound::Msg(Box::new(err.to_server_msg())))
                     .await
             }
         }
@@ -294,7 +295,7 @@ async fn login(shared: &Shared, conn: ConnId, room: &str, peer: SocketAddr, req:
     if let Some(reason) = shared.access.before_login(room, peer.ip(), now) {
         let limits = shared.access.limits();
         let msg = ServerMsg::LoginFailed { reason, limits };
-        board.deliver(conn, Outbound::Msg(msg)).await;
+        board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
         return;
     }
     let result = board.login(conn, req).await;
@@ -339,10 +340,10 @@ async fn write_loop(
                 Some(Outbound::Close { code, reason }) => return End::Server { code, reason },
                 Some(Outbound::Frame(text)) => Message::Text(text),
                 Some(Outbound::Msg(msg)) => {
-                    if matches!(msg, ServerMsg::LoginOk { .. }) {
+                    if matches!(*msg, ServerMsg::LoginOk { .. }) {
                         tracing::info!(conn = conn.0, "logged in");
                     }
-                    frame_for(msg, shared, Some(&mut refresh))
+                    frame_for(*msg, shared, Some(&mut refresh))
                 }
             },
             _ = ping.tick() => {

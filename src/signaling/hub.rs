@@ -31,14 +31,12 @@ pub struct Delivery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    Msg(ServerMsg),
+    /// Boxed so a queue slot stays a few words (an idle connection's queue is mostly slots).
+    Msg(Box<ServerMsg>),
     /// A frame serialised once for many recipients (presence, chat), shared by reference.
     Frame(axum::extract::ws::Utf8Bytes),
     /// Close the connection with this code once the messages before it are sent.
-    Close {
-        code: u16,
-        reason: &'static str,
-    },
+    Close { code: u16, reason: &'static str },
 }
 
 /// The parts of the configuration the routing rules need.
@@ -236,10 +234,14 @@ impl Hub {
             },
         ));
         // The list once; everyone else hears of this login in the next batch.
-        out.push(Delivery {
+        let frames = match req.dialect {
+            Dialect::Tutorial if req.presence_deltas => room.snapshot_chunks(),
+            _ => vec![room.snapshot()],
+        };
+        out.extend(frames.into_iter().map(|frame| Delivery {
             to: conn,
-            out: Outbound::Frame(room.snapshot()),
-        });
+            out: Outbound::Frame(frame),
+        }));
         (out, Ok(()))
     }
 

@@ -133,7 +133,7 @@ fn a_delta_client_gets_the_list_at_login_then_batched_deltas() {
     );
     assert_eq!(
         frames_to(&out, page)[1],
-        json!({"type":"userlist","users":["ann"]})
+        json!({"type":"userlist","users":["ann","page"]})
     );
     let (bob, _) = f.login("lobby", "bob");
     let (cat, _) = f.login("lobby", "cat");

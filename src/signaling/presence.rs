@@ -14,6 +14,9 @@ use serde_json::json;
 /// Shortest time between two presence frames to the same room.
 pub const PRESENCE_INTERVAL_MS: u64 = 200;
 
+/// Most bytes of names in one frame of a delta client's login list.
+const CHUNK_BYTES: usize = 2048;
+
 /// What a logged-in user is told about the room's presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PresenceMode {
@@ -45,6 +48,8 @@ pub struct Presence {
     last_flush_ms: Option<u64>,
     /// The `userlist` frame handed to logins since the last flush.
     snapshot: Option<Utf8Bytes>,
+    /// The same list in frames of at most [`CHUNK_BYTES`] of names, for delta clients.
+    chunks: Option<Vec<Utf8Bytes>>,
 }
 
 /// The `userlist` frame for these names.
@@ -74,6 +79,39 @@ impl Presence {
     pub fn snapshot<'a>(&mut self, names: impl Iterator<Item = &'a str>) -> Utf8Bytes {
         self.snapshot
             .get_or_insert_with(|| user_list_frame(names))
+            .clone()
+    }
+
+    /// The login list in small frames: a `userlist` with the first names, then `presence`
+    /// frames that join the rest. Cached like [`Presence::snapshot`].
+    pub fn snapshot_chunks<'a>(&mut self, names: impl Iterator<Item = &'a str>) -> Vec<Utf8Bytes> {
+        self.chunks
+            .get_or_insert_with(|| {
+                let mut frames = Vec::new();
+                let mut chunk: Vec<&str> = Vec::new();
+                let mut bytes = 0;
+                let emit = |chunk: &mut Vec<&str>, frames: &mut Vec<Utf8Bytes>| {
+                    let frame = if frames.is_empty() {
+                        json!({"type": "userlist", "users": chunk})
+                    } else {
+                        json!({"type": "presence", "joined": chunk, "left": []})
+                    };
+                    frames.push(frame.to_string().into());
+                    chunk.clear();
+                };
+                for name in names {
+                    if bytes + name.len() > CHUNK_BYTES && !chunk.is_empty() {
+                        emit(&mut chunk, &mut frames);
+                        bytes = 0;
+                    }
+                    bytes += name.len() + 3;
+                    chunk.push(name);
+                }
+                if !chunk.is_empty() || frames.is_empty() {
+                    emit(&mut chunk, &mut frames);
+                }
+                frames
+            })
             .clone()
     }
 
@@ -115,6 +153,7 @@ impl Presence {
         let full = user_list_frame(names);
         // The list now is what a login until the next flush should see first.
         self.snapshot = Some(full.clone());
+        self.chunks = None;
         Some(Batch {
             delta: delta.to_string().into(),
             full,
@@ -183,5 +222,29 @@ mod tests {
             third.as_str(),
             r#"{"type":"userlist","users":["ann","bob"]}"#
         );
+    }
+
+    #[test]
+    fn a_big_login_list_comes_in_small_frames() {
+        let mut p = Presence::default();
+        let names: Vec<String> = (0..2000).map(|i| format!("user{i:05}")).collect();
+        let frames = p.snapshot_chunks(names.iter().map(String::as_str));
+        assert!(frames.len() > 5, "{}", frames.len());
+        let mut seen = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            assert!(frame.len() <= CHUNK_BYTES + 100, "{}", frame.len());
+            let v: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+            let (kind, list) = if i == 0 {
+                ("userlist", "users")
+            } else {
+                ("presence", "joined")
+            };
+            assert_eq!(v["type"], kind);
+            let list = v[list].as_array().unwrap();
+            seen.extend(list.iter().map(|n| n.as_str().unwrap().to_string()));
+        }
+        assert_eq!(seen, names);
+        let empty = Presence::default().snapshot_chunks(std::iter::empty());
+        assert_eq!(empty.len(), 1, "an empty room is one empty userlist");
     }
 }

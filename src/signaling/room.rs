@@ -31,7 +31,7 @@ pub(super) struct Room {
 pub(super) fn send(to: ConnId, msg: ServerMsg) -> Delivery {
     Delivery {
         to,
-        out: Outbound::Msg(msg),
+        out: Outbound::Msg(Box::new(msg)),
     }
 }
 
@@ -62,10 +62,17 @@ impl Room {
         Some(gone)
     }
 
-    /// The list a new login is sent first.
+    /// The list a new login is sent first, as one `userlist`.
     pub fn snapshot(&mut self) -> Utf8Bytes {
         let names = self.users.values().map(|u| u.name.as_str());
         self.presence.snapshot(names)
+    }
+
+    /// The same list for a delta client, in frames of a few KiB (a `userlist`, then
+    /// `presence` joins): every frame a connection ever sends sizes its write buffer for good.
+    pub fn snapshot_chunks(&mut self) -> Vec<Utf8Bytes> {
+        let names = self.users.values().map(|u| u.name.as_str());
+        self.presence.snapshot_chunks(names)
     }
 
     /// The batched presence frame to everyone, if one is due at `now_ms`.
