@@ -19,6 +19,7 @@ pub mod presence;
 pub mod protocol;
 mod room;
 pub mod switchboard;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
