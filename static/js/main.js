@@ -127,6 +127,8 @@ function renderUserList() {
     me: state.me,
     canCall: state.flow.phase === 'idle',
     onCall: (peer) => dispatch({ type: 'click-call', peer }),
+    filter: $('user-filter').value,
+    count: $('user-count'),
   });
 }
 
@@ -465,6 +467,7 @@ function wire() {
   $('login-form').addEventListener('submit', submitLogin);
   $('logout').addEventListener('click', logout);
   $('chat-form').addEventListener('submit', sendChat);
+  $('user-filter').addEventListener('input', renderUserList);
   $('accept-call').addEventListener('click', () => dispatch({ type: 'accept' }));
   $('decline-call').addEventListener('click', () => dispatch({ type: 'decline' }));
   $('cancel-call').addEventListener('click', () => dispatch({ type: 'cancel' }));
