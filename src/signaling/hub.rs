@@ -248,23 +248,30 @@ impl Hub {
     /// Chat and targeted messages from a logged-in connection.
     pub fn route(&mut self, conn: ConnId, msg: Routed, now_ms: u64) -> Vec<Delivery> {
         let error = |code, message: String| vec![send(conn, ServerMsg::error(code, message))];
-        let (room_key, sender_key) = match self.conns.get(&conn) {
+        // Borrowed, not cloned: this runs for every message.
+        let Hub {
+            config,
+            conns,
+            rooms,
+            ..
+        } = self;
+        let (room_key, sender_key) = match conns.get(&conn) {
             Some(Conn {
                 room,
                 user: Some(user),
-            }) => (room.clone(), user.clone()),
+            }) => (room.as_str(), user.as_str()),
             Some(_) => return error(ErrorCode::NotLoggedIn, "Log in first.".into()),
             None => return Vec::new(),
         };
-        let Some(room) = self.rooms.get_mut(&room_key) else {
+        let Some(room) = rooms.get_mut(room_key) else {
             return Vec::new();
         };
-        let Some(sender) = room.users.get(&sender_key).map(|u| u.name.clone()) else {
+        let Some(sender) = room.users.get(sender_key).map(|u| u.name.clone()) else {
             return Vec::new();
         };
         let target = match &msg {
             Routed::Chat { text } => {
-                let max = self.config.chat_max_chars;
+                let max = config.chat_max_chars;
                 if text.chars().count() > max {
                     return error(
                         ErrorCode::TooLong,
@@ -286,7 +293,7 @@ impl Hub {
             Some(target) => names::key(target.trim()),
             // A hang-up/leave without a target ends the sender's current call; without one
             // there is nothing to end and nobody to tell.
-            None => match room.peer_of(&sender_key) {
+            None => match room.peer_of(sender_key) {
                 Some(peer) => peer.to_string(),
                 None => return Vec::new(),
             },
@@ -305,14 +312,14 @@ impl Hub {
         let delivered = match msg {
             Routed::Chat { .. } => return Vec::new(),
             Routed::Call { kind, mut body, .. } => {
-                room.apply(kind.effect(), &sender_key, &target_key);
+                room.apply(kind.effect(), sender_key, &target_key);
                 if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
                     body.insert("target".into(), to_name.into());
                 }
                 ServerMsg::relay(body, &sender)
             }
             Routed::Tutorial { kind, payload, .. } => {
-                room.apply(kind.effect(), &sender_key, &target_key);
+                room.apply(kind.effect(), sender_key, &target_key);
                 ServerMsg::Tutorial {
                     kind,
                     name: sender,
