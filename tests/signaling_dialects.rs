@@ -21,6 +21,7 @@ async fn tutorial_dialect_end_to_end() {
     let mut bob = connect(addr, "/ws").await;
     bob.login("bob").await;
     ann.wait_user_list(&["ann", "bob"]).await;
+    bob.wait_user_list(&["ann", "bob"]).await;
 
     ann.send(json!({"type":"offer","name":"bob","offer":{"type":"offer","sdp":"v=0"}}))
         .await;

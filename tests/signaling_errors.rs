@@ -159,6 +159,7 @@ async fn rooms_are_isolated() {
     let mut cousin = connect(addr, "/ws?room=family").await;
     cousin.login("bob").await;
     family.wait_user_list(&["ann", "bob"]).await;
+    lobby.wait_user_list(&["ann"]).await;
 
     lobby
         .send(json!({"type":"video-offer","target":"bob","sdp":{}}))

@@ -12,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -23,17 +23,14 @@ use super::hub::{ConnId, Outbound};
 use super::limits::{PerIpLimit, RateLimit, Verdict};
 use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
 use super::switchboard::{Mailbox, Switchboard};
+use super::writer::{frame_for, write_loop};
 use super::{names, IceServerSource, SignalingConfig};
 
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// Credentials are refreshed when this fraction of their lifetime has passed.
-const REFRESH_AT: f64 = 0.8;
 /// Queue slots kept free before handling a client's frame: the most one frame can queue for
 /// its own sender (rejectusername, login reply, user list).
 const REPLY_ROOM: usize = 4;
-/// Floor for the refresh period, so a tiny ttl cannot make a busy loop.
-const MIN_REFRESH: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
 pub struct Shared {
@@ -54,10 +51,11 @@ pub struct WsQuery {
     room: Option<String>,
 }
 
-/// `GET /ws[?room=R]`.
-/// Initial read buffer per connection: one typical SDP offer fits.
-const READ_BUFFER: usize = 8 * 1024;
+/// Read buffer per connection, held while idle: small (a bigger frame grows it, up to
+/// `max_frame_bytes`).
+const READ_BUFFER: usize = 2 * 1024;
 
+/// `GET /ws[?room=R]`.
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -111,7 +109,7 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 
 /// Why a connection ended, which decides how it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     ClientClosed,
     Broken,
     TooBig,
@@ -127,7 +125,7 @@ enum End {
 }
 
 /// Milliseconds since the connection started when the client was last heard from.
-struct LastHeard {
+pub(super) struct LastHeard {
     start: Instant,
     ms: AtomicU64,
 }
@@ -138,7 +136,7 @@ impl LastHeard {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    fn silent_for(&self) -> Duration {
+    pub(super) fn silent_for(&self) -> Duration {
         self.start
             .elapsed()
             .saturating_sub(Duration::from_millis(self.ms.load(Ordering::Relaxed)))
@@ -185,8 +183,13 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
     let closing = async {
         if matches!(end, End::TooBig | End::Flood | End::Shutdown) {
             // What was already queued (e.g. replies to the frames before the flood) goes first.
-            while let Ok(Outbound::Msg(msg)) = rx.try_recv() {
-                sink.feed(frame_for(msg, &shared, None)).await?;
+            loop {
+                let frame = match rx.try_recv() {
+                    Ok(Outbound::Msg(msg)) => frame_for(*msg, &shared, None),
+                    Ok(Outbound::Frame(text)) => Message::Text(text),
+                    Ok(Outbound::Close { .. }) | Err(_) => break,
+                };
+                sink.feed(frame).await?;
             }
         }
         let reason = reason.into();
@@ -198,24 +201,6 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
         let drain = async { while let Some(Ok(_)) = stream.next().await {} };
         let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
     }
-}
-
-/// Serializes one message; a login success gets fresh ICE credentials for its connection's
-/// login here, and the time to refresh them is noted in `refresh` (a frame flushed while
-/// closing gets none: the login is already revoked).
-fn frame_for(
-    mut msg: ServerMsg,
-    shared: &Shared,
-    refresh: Option<(&mut Option<Instant>, ConnId)>,
-) -> Message {
-    if let ServerMsg::LoginOk { ice, .. } = &mut msg {
-        if let Some((refresh, conn)) = refresh {
-            let grant = shared.ice.ice_servers_for(conn);
-            *refresh = Some(Instant::now() + refresh_after(grant.ttl));
-            *ice = Some(grant);
-        }
-    }
-    Message::Text(msg.to_text().into())
 }
 
 async fn read_loop(
@@ -259,7 +244,7 @@ async fn read_loop(
             Verdict::Accept => {}
             Verdict::Refuse => {
                 let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
-                board.deliver(conn, Outbound::Msg(msg)).await;
+                board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
                 continue;
             }
             Verdict::Flood => {
@@ -269,7 +254,7 @@ async fn read_loop(
         }
         let Some(text) = text else {
             let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
-            board.deliver(conn, Outbound::Msg(msg)).await;
+            board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
             continue;
         };
         match protocol::parse(text.as_str()) {
@@ -277,7 +262,7 @@ async fn read_loop(
             Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
             Err(err) => {
                 board
-                    .deliver(conn, Outbound::Msg(err.to_server_msg()))
+                    .deliver(conn, Outbound::Msg(Box::new(err.to_server_msg())))
                     .await
             }
         }
@@ -291,7 +276,7 @@ async fn login(shared: &Shared, conn: ConnId, room: &str, peer: SocketAddr, req:
     if let Some(reason) = shared.access.before_login(room, peer.ip(), now) {
         let limits = shared.access.limits();
         let msg = ServerMsg::LoginFailed { reason, limits };
-        board.deliver(conn, Outbound::Msg(msg)).await;
+        board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
         return;
     }
     let result = board.login(conn, req).await;
@@ -308,71 +293,6 @@ fn read_error(conn: ConnId, err: axum::Error) -> End {
         End::TooBig
     } else {
         End::Broken
-    }
-}
-
-async fn write_loop(
-    sink: &mut SplitSink<WebSocket, Message>,
-    rx: &mut mpsc::Receiver<Outbound>,
-    conn: ConnId,
-    shared: &Shared,
-    heard: &LastHeard,
-    overflow: &CancellationToken,
-) -> End {
-    let config = &shared.config;
-    let ping_every = Duration::from_secs(config.ping_interval_secs.max(1));
-    let pong_timeout = Duration::from_secs(config.pong_timeout_secs.max(1));
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    // When to push fresh ICE credentials for this connection's login.
-    let mut refresh: Option<Instant> = None;
-    loop {
-        let refresh_at = refresh;
-        let frame = tokio::select! {
-            biased;
-            _ = shared.shutdown.cancelled() => return End::Shutdown,
-            _ = overflow.cancelled() => return End::CutOff,
-            out = rx.recv() => match out {
-                None => return End::CutOff,
-                Some(Outbound::Close { code, reason }) => return End::Server { code, reason },
-                Some(Outbound::Msg(msg)) => {
-                    if matches!(msg, ServerMsg::LoginOk { .. }) {
-                        tracing::info!(conn = conn.0, "logged in");
-                    }
-                    frame_for(msg, shared, Some((&mut refresh, conn)))
-                }
-            },
-            _ = ping.tick() => {
-                if heard.silent_for() > pong_timeout {
-                    tracing::info!(conn = conn.0, "no pong: closing");
-                    return End::PongTimeout;
-                }
-                Message::Ping(Default::default())
-            }
-            _ = sleep_until_some(refresh_at) => {
-                let grant = shared.ice.ice_servers_for(conn);
-                refresh = Some(Instant::now() + refresh_after(grant.ttl));
-                Message::Text(ServerMsg::IceServers(grant).to_text().into())
-            }
-        };
-        // A client that does not read blocks this send; its mailbox then overflows, or, if
-        // nobody writes to it, the send times out like a missing pong.
-        tokio::select! {
-            sent = sink.send(frame) => if sent.is_err() { return End::Broken },
-            _ = shared.shutdown.cancelled() => return End::Shutdown,
-            _ = overflow.cancelled() => return End::CutOff,
-            _ = tokio::time::sleep(pong_timeout) => return End::CutOff,
-        }
-    }
-}
-
-fn refresh_after(ttl: Duration) -> Duration {
-    ttl.mul_f64(REFRESH_AT).max(MIN_REFRESH)
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -394,14 +314,5 @@ mod tests {
             "http://localhost:8080.evil.example".parse().unwrap(),
         );
         assert!(!origin_allowed(&headers, &allowed));
-    }
-
-    #[test]
-    fn credentials_are_refreshed_before_they_expire() {
-        assert_eq!(
-            refresh_after(Duration::from_secs(100)),
-            Duration::from_secs(80)
-        );
-        assert_eq!(refresh_after(Duration::ZERO), MIN_REFRESH);
     }
 }

@@ -2,11 +2,12 @@
 //! takes a connection id and a parsed message and returns the deliveries to make, so all routing
 //! rules are unit-tested without a socket (the socket edge only moves frames).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use base64::Engine;
 
 use super::names;
+use super::presence::PresenceMode;
 use super::protocol::{
     Dialect, ErrorCode, Limits, LoginFailure, LoginRequest, Routed, ServerMsg, TutorialKind,
 };
@@ -30,12 +31,12 @@ pub struct Delivery {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    Msg(ServerMsg),
+    /// Boxed so a queue slot stays a few words (an idle connection's queue is mostly slots).
+    Msg(Box<ServerMsg>),
+    /// A frame serialised once for many recipients (presence, chat), shared by reference.
+    Frame(axum::extract::ws::Utf8Bytes),
     /// Close the connection with this code once the messages before it are sent.
-    Close {
-        code: u16,
-        reason: &'static str,
-    },
+    Close { code: u16, reason: &'static str },
 }
 
 /// The parts of the configuration the routing rules need.
@@ -110,6 +111,8 @@ pub struct Hub {
     config: HubConfig,
     conns: HashMap<ConnId, Conn>,
     rooms: HashMap<String, Room>,
+    /// Rooms with presence changes not yet told.
+    dirty: BTreeSet<String>,
 }
 
 impl Hub {
@@ -118,6 +121,7 @@ impl Hub {
             config,
             conns: HashMap::new(),
             rooms: HashMap::new(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -161,6 +165,7 @@ impl Hub {
         let Some(mut name) = names::valid_name(&req.name, max) else {
             return fail(LoginFailure::InvalidName);
         };
+        self.dirty.insert(room_key.clone());
         let room = self.rooms.entry(room_key).or_default();
         let mut out = Vec::new();
         let mut peer = None;
@@ -186,7 +191,7 @@ impl Hub {
                 if let Some(stale_conn) = self.conns.get_mut(&stale) {
                     stale_conn.user = None;
                 }
-                peer = room.users.remove(&names::key(&name)).and_then(|u| u.peer);
+                peer = room.remove_user(&names::key(&name)).and_then(|u| u.peer);
             } else if req.dialect == Dialect::Mdn {
                 // Bounded: among users.len() + 1 candidates at least one is free.
                 let free = (2..=room.users.len() as u32 + 2)
@@ -208,9 +213,13 @@ impl Hub {
             conn,
             dialect: req.dialect,
             token: token.clone(),
+            presence: match (req.dialect, req.presence_deltas) {
+                (Dialect::Tutorial, true) => PresenceMode::Delta,
+                _ => PresenceMode::Full,
+            },
             peer,
         };
-        room.users.insert(key.clone(), user);
+        room.insert_user(key.clone(), user);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.user = Some(key);
         }
@@ -224,30 +233,45 @@ impl Hub {
                 limits,
             },
         ));
-        room.broadcast_user_list(&mut out);
+        // The list once; everyone else hears of this login in the next batch.
+        let frames = match req.dialect {
+            Dialect::Tutorial if req.presence_deltas => room.snapshot_chunks(),
+            _ => vec![room.snapshot()],
+        };
+        out.extend(frames.into_iter().map(|frame| Delivery {
+            to: conn,
+            out: Outbound::Frame(frame),
+        }));
         (out, Ok(()))
     }
 
     /// Chat and targeted messages from a logged-in connection.
     pub fn route(&mut self, conn: ConnId, msg: Routed, now_ms: u64) -> Vec<Delivery> {
         let error = |code, message: String| vec![send(conn, ServerMsg::error(code, message))];
-        let (room_key, sender_key) = match self.conns.get(&conn) {
+        // Borrowed, not cloned: this runs for every message.
+        let Hub {
+            config,
+            conns,
+            rooms,
+            ..
+        } = self;
+        let (room_key, sender_key) = match conns.get(&conn) {
             Some(Conn {
                 room,
                 user: Some(user),
-            }) => (room.clone(), user.clone()),
+            }) => (room.as_str(), user.as_str()),
             Some(_) => return error(ErrorCode::NotLoggedIn, "Log in first.".into()),
             None => return Vec::new(),
         };
-        let Some(room) = self.rooms.get_mut(&room_key) else {
+        let Some(room) = rooms.get_mut(room_key) else {
             return Vec::new();
         };
-        let Some(sender) = room.users.get(&sender_key).map(|u| u.name.clone()) else {
+        let Some(sender) = room.users.get(sender_key).map(|u| u.name.clone()) else {
             return Vec::new();
         };
         let target = match &msg {
             Routed::Chat { text } => {
-                let max = self.config.chat_max_chars;
+                let max = config.chat_max_chars;
                 if text.chars().count() > max {
                     return error(
                         ErrorCode::TooLong,
@@ -269,7 +293,7 @@ impl Hub {
             Some(target) => names::key(target.trim()),
             // A hang-up/leave without a target ends the sender's current call; without one
             // there is nothing to end and nobody to tell.
-            None => match room.peer_of(&sender_key) {
+            None => match room.peer_of(sender_key) {
                 Some(peer) => peer.to_string(),
                 None => return Vec::new(),
             },
@@ -288,14 +312,14 @@ impl Hub {
         let delivered = match msg {
             Routed::Chat { .. } => return Vec::new(),
             Routed::Call { kind, mut body, .. } => {
-                room.apply(kind.effect(), &sender_key, &target_key);
+                room.apply(kind.effect(), sender_key, &target_key);
                 if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
                     body.insert("target".into(), to_name.into());
                 }
                 ServerMsg::relay(body, &sender)
             }
             Routed::Tutorial { kind, payload, .. } => {
-                room.apply(kind.effect(), &sender_key, &target_key);
+                room.apply(kind.effect(), sender_key, &target_key);
                 ServerMsg::Tutorial {
                     kind,
                     name: sender,
@@ -319,7 +343,7 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(&room_key) else {
             return out;
         };
-        let Some(gone) = room.users.remove(&user_key) else {
+        let Some(gone) = room.remove_user(&user_key) else {
             return out;
         };
         if let Some(peer) = gone.peer.as_deref().and_then(|p| room.users.get_mut(p)) {
@@ -339,10 +363,27 @@ impl Hub {
                 out.push(send(peer.conn, msg));
             }
         }
-        room.broadcast_user_list(&mut out);
         if room.users.is_empty() {
+            // Nobody left to tell.
             self.rooms.remove(&room_key);
+            self.dirty.remove(&room_key);
+        } else {
+            self.dirty.insert(room_key);
         }
+        out
+    }
+
+    /// The batched presence frames due at `now_ms` (one room-level tick drives this).
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let rooms = &mut self.rooms;
+        self.dirty.retain(|key| {
+            let Some(room) = rooms.get_mut(key) else {
+                return false;
+            };
+            room.flush_presence(now_ms, &mut out);
+            room.presence.is_dirty()
+        });
         out
     }
 

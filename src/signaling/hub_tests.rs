@@ -9,6 +9,7 @@ use crate::signaling::protocol::{parse, Inbound};
 pub(super) struct Fixture {
     pub(super) hub: Hub,
     next: u64,
+    now_ms: u64,
 }
 
 impl Fixture {
@@ -23,7 +24,14 @@ impl Fixture {
         Fixture {
             hub: Hub::new(config),
             next: 1,
+            now_ms: 1_700_000_000_000,
         }
+    }
+
+    /// One presence interval later: the batched presence frames.
+    pub(super) fn flush(&mut self) -> Vec<Delivery> {
+        self.now_ms += crate::signaling::presence::PRESENCE_INTERVAL_MS;
+        self.hub.tick(self.now_ms)
     }
 
     pub(super) fn connect(&mut self, room: &str) -> ConnId {
@@ -71,6 +79,7 @@ pub(super) fn frames_to(out: &[Delivery], conn: ConnId) -> Vec<Value> {
         .filter(|d| d.to == conn)
         .map(|d| match &d.out {
             Outbound::Msg(msg) => msg.to_json(),
+            Outbound::Frame(text) => serde_json::from_str(text.as_str()).unwrap_or_default(),
             Outbound::Close { code, .. } => json!({"close": code}),
         })
         .collect()
@@ -92,11 +101,76 @@ fn login_replies_then_tells_the_room() {
     let to_bob = frames_to(&out, bob);
     assert_eq!(to_bob[0]["name"], json!("bob"), "name is trimmed");
     assert!(to_bob[0]["token"].as_str().unwrap().len() >= 16);
-    assert_eq!(to_bob[1], json!({"type":"userlist","users":["ann","bob"]}));
+    assert_eq!(
+        to_bob[1]["type"],
+        json!("userlist"),
+        "the list once, at login"
+    );
+    assert!(
+        frames_to(&out, ann).is_empty(),
+        "the room hears in the next batch"
+    );
+    let out = f.flush();
     assert_eq!(
         frames_to(&out, ann),
         vec![json!({"type":"userlist","users":["ann","bob"]})]
     );
+    assert_eq!(
+        frames_to(&out, bob),
+        vec![json!({"type":"userlist","users":["ann","bob"]})]
+    );
+}
+
+#[test]
+fn a_delta_client_gets_the_list_at_login_then_batched_deltas() {
+    let mut f = Fixture::new();
+    let (ann, _) = f.login("lobby", "ann");
+    f.flush();
+    let page = f.connect("lobby");
+    let out = f.send(
+        page,
+        json!({"type":"login","name":"page","presence":"delta"}),
+    );
+    assert_eq!(
+        frames_to(&out, page)[1],
+        json!({"type":"userlist","users":["ann","page"]})
+    );
+    let (bob, _) = f.login("lobby", "bob");
+    let (cat, _) = f.login("lobby", "cat");
+    f.hub.disconnect(bob);
+    f.hub.disconnect(ann);
+    let out = f.flush();
+    assert_eq!(
+        frames_to(&out, page),
+        vec![json!({"type":"presence","joined":["cat","page"],"left":["ann","bob"]})],
+        "four changes, one frame"
+    );
+    assert_eq!(
+        frames_to(&out, cat),
+        vec![json!({"type":"userlist","users":["cat","page"]})]
+    );
+    assert!(f.flush().is_empty(), "no change, no frame");
+}
+
+#[test]
+fn a_shared_frame_is_serialised_once_for_the_whole_room() {
+    let mut f = Fixture::new();
+    let (ann, _) = f.login("lobby", "ann");
+    let (bob, _) = f.login("lobby", "bob");
+    let out = f.flush();
+    let shared: Vec<_> = out
+        .iter()
+        .filter_map(|d| match &d.out {
+            Outbound::Frame(text) => Some(text.as_str().as_ptr()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shared.len(), 2);
+    assert_eq!(shared[0], shared[1], "one buffer, two recipients");
+    let out = f.send(ann, json!({"type":"message","text":"hi"}));
+    let (a, b) = (frames_to(&out, ann), frames_to(&out, bob));
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert_eq!(a, b);
 }
 
 #[test]
@@ -169,7 +243,11 @@ fn token_reclaims_a_name_and_closes_the_stale_connection_with_4001() {
     let reply = &frames_to(&out, new)[0];
     assert_eq!(reply["success"], json!(true));
     assert_ne!(reply["token"], json!(token), "a fresh token per login");
-    assert_eq!(frames_to(&out, bob)[0]["users"], json!(["ann", "bob"]));
+    assert!(frames_to(&out, bob).is_empty());
+    assert_eq!(
+        frames_to(&f.flush(), bob)[0]["users"],
+        json!(["ann", "bob"])
+    );
 
     // The stale connection going away later does not log out its successor.
     let out = f.hub.disconnect(old);

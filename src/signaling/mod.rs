@@ -15,9 +15,11 @@ pub mod hub;
 pub mod limits;
 pub mod names;
 pub mod outbound;
+pub mod presence;
 pub mod protocol;
 mod room;
 pub mod switchboard;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,10 @@ pub fn router(ctx: SignalingContext) -> axum::Router {
 
 /// The `/ws` route over any [`Switchboard`] (e.g. one shared between several nodes).
 pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> axum::Router {
+    tokio::spawn(switchboard::run_presence_ticks(
+        Arc::downgrade(&switchboard),
+        ctx.shutdown.clone(),
+    ));
     let shared = Arc::new(connection::Shared {
         access: attempts::AccessGuard::new(HubConfig::new(&ctx.config, &ctx.rooms)),
         per_ip: limits::PerIpLimit::new(ctx.config.max_connections_per_ip),

@@ -187,4 +187,12 @@ impl ServerMsg {
     pub fn to_text(&self) -> String {
         self.to_json().to_string()
     }
+
+    /// [`ServerMsg::to_text`] without copying a relayed body first (the hot path).
+    pub fn into_text(self) -> String {
+        match self {
+            ServerMsg::Relay(body) => Value::Object(body).to_string(),
+            other => other.to_text(),
+        }
+    }
 }

@@ -22,8 +22,14 @@ pub enum Dialect {
 
 /// Types only the server sends; a client sending one gets `forbidden-type` (every other type
 /// outside the allow-list gets `unknown-type`).
-pub const SERVER_ONLY_TYPES: &[&str] =
-    &["id", "userlist", "rejectusername", "error", "ice-servers"];
+pub const SERVER_ONLY_TYPES: &[&str] = &[
+    "id",
+    "userlist",
+    "presence",
+    "rejectusername",
+    "error",
+    "ice-servers",
+];
 
 /// Longest client-chosen string echoed back in an error message.
 const ECHO_MAX_CHARS: usize = 64;
@@ -169,6 +175,8 @@ pub struct LoginRequest {
     pub name: String,
     pub access_code: Option<String>,
     pub token: Option<String>,
+    /// `"presence":"delta"`: the client applies `presence` deltas instead of full user lists.
+    pub presence_deltas: bool,
 }
 
 /// Messages for the room or for one user, once logged in.
@@ -289,6 +297,7 @@ pub fn parse(text: &str) -> Result<Inbound, ParseError> {
             name: string_field(&body, "name").unwrap_or_default(),
             access_code: string_field(&body, "access_code"),
             token: string_field(&body, "token"),
+            presence_deltas: string_field(&body, "presence").as_deref() == Some("delta"),
         }));
     }
     if kind == "message" {

@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::extract::ws::Utf8Bytes;
+
 use super::hub::{ConnId, Delivery, Outbound};
+use super::presence::{Presence, PresenceMode};
 use super::protocol::{CallEffect, Dialect, ServerMsg};
 
 pub(super) struct User {
@@ -13,6 +16,7 @@ pub(super) struct User {
     pub conn: ConnId,
     pub dialect: Dialect,
     pub token: String,
+    pub presence: PresenceMode,
     /// Name key of the user this one is in a call with.
     pub peer: Option<String>,
 }
@@ -21,12 +25,13 @@ pub(super) struct User {
 pub(super) struct Room {
     /// Name key -> user.
     pub users: BTreeMap<String, User>,
+    pub presence: Presence,
 }
 
 pub(super) fn send(to: ConnId, msg: ServerMsg) -> Delivery {
     Delivery {
         to,
-        out: Outbound::Msg(msg),
+        out: Outbound::Msg(Box::new(msg)),
     }
 }
 
@@ -35,12 +40,56 @@ impl Room {
         self.users.values().map(|u| u.name.clone()).collect()
     }
 
+    /// One frame to everyone, serialised once and shared.
     pub fn broadcast(&self, msg: &ServerMsg, out: &mut Vec<Delivery>) {
-        out.extend(self.users.values().map(|u| send(u.conn, msg.clone())));
+        let frame: Utf8Bytes = msg.to_text().into();
+        out.extend(self.users.values().map(|u| Delivery {
+            to: u.conn,
+            out: Outbound::Frame(frame.clone()),
+        }));
     }
 
-    pub fn broadcast_user_list(&self, out: &mut Vec<Delivery>) {
-        self.broadcast(&ServerMsg::UserList(self.user_list()), out);
+    /// Adds (or replaces) a user; the room hears of it at the next flush.
+    pub fn insert_user(&mut self, key: String, user: User) {
+        let was = self.users.get(&key).map(|u| u.name.as_str());
+        self.presence.note(&key, was, &user.name);
+        self.users.insert(key, user);
+    }
+
+    pub fn remove_user(&mut self, key: &str) -> Option<User> {
+        let gone = self.users.remove(key)?;
+        self.presence.note(key, Some(&gone.name), &gone.name);
+        Some(gone)
+    }
+
+    /// The list a new login is sent first, as one `userlist`.
+    pub fn snapshot(&mut self) -> Utf8Bytes {
+        let names = self.users.values().map(|u| u.name.as_str());
+        self.presence.snapshot(names)
+    }
+
+    /// The same list for a delta client, in frames of a few KiB (a `userlist`, then
+    /// `presence` joins): every frame a connection ever sends sizes its write buffer for good.
+    pub fn snapshot_chunks(&mut self) -> Vec<Utf8Bytes> {
+        let names = self.users.values().map(|u| u.name.as_str());
+        self.presence.snapshot_chunks(names)
+    }
+
+    /// The batched presence frame to everyone, if one is due at `now_ms`.
+    pub fn flush_presence(&mut self, now_ms: u64, out: &mut Vec<Delivery>) {
+        let users = &self.users;
+        let current = |key: &str| users.get(key).map(|u| u.name.as_str());
+        let names = users.values().map(|u| u.name.as_str());
+        let Some(batch) = self.presence.flush(now_ms, current, names) else {
+            return;
+        };
+        out.extend(users.values().map(|u| Delivery {
+            to: u.conn,
+            out: Outbound::Frame(match u.presence {
+                PresenceMode::Delta => batch.delta.clone(),
+                PresenceMode::Full => batch.full.clone(),
+            }),
+        }));
     }
 
     /// Name key of the user `key` is in a call with.

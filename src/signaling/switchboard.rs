@@ -38,6 +38,26 @@ pub trait Switchboard: Send + Sync + 'static {
     async fn user_list(&self, room: &str) -> Vec<String>;
     /// Queues a frame for one connection (e.g. an error about its own message).
     async fn deliver(&self, to: ConnId, out: Outbound);
+    /// Sends the presence batches due at `now_ms`; one task calls this for all rooms.
+    async fn tick(&self, now_ms: u64);
+}
+
+/// Drives [`Switchboard::tick`] until shutdown or until the switchboard is dropped.
+pub async fn run_presence_ticks(
+    board: std::sync::Weak<dyn Switchboard>,
+    shutdown: CancellationToken,
+) {
+    let period = std::time::Duration::from_millis(super::presence::PRESENCE_INTERVAL_MS / 4);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Some(board) = board.upgrade() else { return };
+        board.tick(now_ms()).await;
+    }
 }
 
 /// Presence and routing for one process.
@@ -174,12 +194,16 @@ impl Switchboard for LocalSwitchboard {
     async fn deliver(&self, to: ConnId, out: Outbound) {
         self.with_state(|_| vec![Delivery { to, out }]);
     }
+
+    async fn tick(&self, now_ms: u64) {
+        self.with_state(|hub| hub.tick(now_ms));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signaling::protocol::{Dialect, ServerMsg};
+    use crate::signaling::protocol::Dialect;
 
     fn mailbox(size: usize) -> (Mailbox, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(size);
@@ -193,6 +217,7 @@ mod tests {
             name: name.into(),
             access_code: None,
             token: None,
+            presence_deltas: false,
         }
     }
 
@@ -209,15 +234,21 @@ mod tests {
         let fast = board.connect("lobby", fast_box).await;
         assert!(board.login(slow, login("slow")).await.is_ok());
         assert!(board.login(fast, login("fast")).await.is_ok());
-        assert!(overflow.is_cancelled(), "id, login, 2 userlists overflow 3");
+        assert!(!overflow.is_cancelled(), "id, login, userlist fit in 3");
+        let now = now_ms();
+        board.tick(now).await;
+        assert!(overflow.is_cancelled(), "the presence batch overflows 3");
+        board
+            .tick(now + crate::signaling::presence::PRESENCE_INTERVAL_MS)
+            .await;
         assert_eq!(board.user_list("lobby").await, vec!["fast".to_string()]);
         let mut last = None;
         while let Ok(out) = fast_rx.try_recv() {
             last = Some(out);
         }
-        let Some(Outbound::Msg(ServerMsg::UserList(users))) = last else {
+        let Some(Outbound::Frame(users)) = last else {
             panic!("fast should last see a user list, got {last:?}");
         };
-        assert_eq!(users.to_vec(), vec!["fast".to_string()]);
+        assert_eq!(users.as_str(), r#"{"type":"userlist","users":["fast"]}"#);
     }
 }

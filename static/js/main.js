@@ -127,6 +127,8 @@ function renderUserList() {
     me: state.me,
     canCall: state.flow.phase === 'idle',
     onCall: (peer) => dispatch({ type: 'click-call', peer }),
+    filter: $('user-filter').value,
+    count: $('user-count'),
   });
 }
 
@@ -302,6 +304,8 @@ function onSessionEvent(message) {
       return onLogin(message);
     case 'userlist':
       return onUserList(message);
+    case 'presence':
+      return onPresence(message);
     case 'ice-servers':
       if (!Array.isArray(message.iceServers)) return undefined;
       state.iceServers = message.iceServers;
@@ -314,8 +318,25 @@ function onSessionEvent(message) {
 }
 
 function onUserList(message) {
+  setUsers(names(message.users));
+}
+
+/** A batch of joins and leaves since the last one: leaves first (a name may leave and come
+ * back with another case), then joins. */
+function onPresence(message) {
+  const users = new Set(state.users);
+  for (const name of names(message.left)) users.delete(name);
+  for (const name of names(message.joined)) users.add(name);
+  setUsers([...users]);
+}
+
+function names(list) {
+  return Array.isArray(list) ? list.filter((u) => typeof u === 'string') : [];
+}
+
+function setUsers(users) {
   const before = state.users;
-  state.users = Array.isArray(message.users) ? message.users.filter((u) => typeof u === 'string') : [];
+  state.users = users;
   renderUserList();
   const peer = state.flow.peer;
   if (state.call && state.users.includes(peer) && !before.includes(peer)) state.call.resync();
@@ -446,6 +467,7 @@ function wire() {
   $('login-form').addEventListener('submit', submitLogin);
   $('logout').addEventListener('click', logout);
   $('chat-form').addEventListener('submit', sendChat);
+  $('user-filter').addEventListener('input', renderUserList);
   $('accept-call').addEventListener('click', () => dispatch({ type: 'accept' }));
   $('decline-call').addEventListener('click', () => dispatch({ type: 'decline' }));
   $('cancel-call').addEventListener('click', () => dispatch({ type: 'cancel' }));

@@ -7,7 +7,7 @@
 const CLOSE_REPLACED = 4001;
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
 // What the server itself sends (never with `from`).
-const SESSION_TYPES = new Set(['id', 'login', 'rejectusername', 'userlist', 'ice-servers', 'error']);
+const SESSION_TYPES = new Set(['id', 'login', 'rejectusername', 'userlist', 'presence', 'ice-servers', 'error']);
 
 export class Signaling extends EventTarget {
   constructor(room) {
@@ -112,7 +112,8 @@ export class Signaling extends EventTarget {
 
   sendLogin() {
     const { name, token, accessCode } = this.session;
-    const message = { type: 'login', name };
+    // The list once at login, then batched joined/left deltas (docs/protocol.md).
+    const message = { type: 'login', name, presence: 'delta' };
     if (accessCode) message.access_code = accessCode;
     if (token) message.token = token;
     this.send(message);

@@ -7,11 +7,22 @@ export function show(element, visible) {
   element.hidden = !visible;
 }
 
-/** The online list: each other person is a button that calls them. */
-export function renderUsers(list, users, { me, canCall, onCall }) {
+/** Most people shown at once: a room of thousands must not become thousands of DOM nodes. */
+export const USERS_SHOWN = 100;
+const collator = new Intl.Collator(undefined, { sensitivity: 'base' });
+
+/**
+ * The online list: each other person is a button that calls them. Only the first
+ * USERS_SHOWN names matching `filter` (case-insensitive substring) are rendered; `count` shows
+ * how many are online, and a hint says how many more match.
+ */
+export function renderUsers(list, users, { me, canCall, onCall, filter = '', count }) {
   list.replaceChildren();
-  const sorted = [...users].sort((a, b) => a.localeCompare(b));
-  for (const name of sorted) {
+  const needle = filter.trim().toLowerCase();
+  const matching = needle ? users.filter((name) => name.toLowerCase().includes(needle)) : users;
+  const sorted = [...matching].sort(collator.compare);
+  if (count) count.textContent = `(${users.length})`;
+  for (const name of sorted.slice(0, USERS_SHOWN)) {
     const item = document.createElement('li');
     const button = document.createElement('button');
     button.type = 'button';
@@ -25,11 +36,19 @@ export function renderUsers(list, users, { me, canCall, onCall }) {
     item.append(button);
     list.append(item);
   }
-  if (sorted.length === 0) {
+  const hint = (text) => {
     const item = document.createElement('li');
     item.className = 'hint';
-    item.textContent = 'Nobody else is here yet.';
+    item.dataset.testid = 'user-list-more';
+    item.textContent = text;
     list.append(item);
+  };
+  if (sorted.length > USERS_SHOWN) {
+    hint(`${sorted.length - USERS_SHOWN} more: type a name to find them.`);
+  } else if (users.length === 0) {
+    hint('Nobody else is here yet.');
+  } else if (sorted.length === 0) {
+    hint('Nobody by that name is online.');
   }
 }
 

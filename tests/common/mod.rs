@@ -170,6 +170,8 @@ pub async fn ann_and_bob(addr: SocketAddr) -> (Client, Client) {
     ann.login("ann").await;
     let mut bob = connect(addr, "/ws").await;
     bob.login("bob").await;
+    // Presence comes in batches: each sees the other in the next one.
     ann.wait_user_list(&["ann", "bob"]).await;
+    bob.wait_user_list(&["ann", "bob"]).await;
     (ann, bob)
 }
