@@ -8,7 +8,14 @@ use serde_json::{json, Value};
 
 async fn error_for(client: &mut Client, text: &str) -> Value {
     client.send_text(text.to_string()).await;
-    let frame = client.recv().await;
+    // Presence comes in batches (every 200 ms), so one may arrive before the reply.
+    let mut frame = client.recv().await;
+    for _ in 0..10 {
+        if frame["type"] != "userlist" && frame["type"] != "presence" {
+            break;
+        }
+        frame = client.recv().await;
+    }
     assert_eq!(frame["type"], "error", "{text} -> {frame}");
     assert!(frame["message"].is_string(), "{frame}");
     frame
