@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::signaling::SignalingConfig;
-use crate::turn::TurnConfig;
+pub mod secrets;
+pub mod signaling;
+pub mod turn;
+
+use self::signaling::SignalingConfig;
+use self::turn::TurnConfig;
 
 /// The whole file. Sections are owned by the job they configure.
 #[derive(Debug, Clone, Deserialize, Default)]

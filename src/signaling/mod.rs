@@ -9,7 +9,6 @@
 //! The wire format is written up in docs/protocol.md.
 
 pub mod attempts;
-pub mod config;
 pub mod connection;
 pub mod hub;
 pub mod limits;
@@ -27,7 +26,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::SignalingConfig;
+pub use crate::config::signaling::SignalingConfig;
 pub use hub::{ConnId, HubConfig};
 pub use switchboard::{LocalSwitchboard, Mailbox, Switchboard};
 

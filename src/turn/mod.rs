@@ -6,7 +6,6 @@
 
 mod admission;
 mod allocs;
-pub mod config;
 pub mod credentials;
 pub mod guard;
 mod host_watch;
@@ -18,7 +17,6 @@ pub mod peer_policy;
 pub mod quota;
 pub mod relay;
 mod retransmit;
-pub mod secrets;
 mod session;
 mod split;
 mod tcp;
@@ -35,7 +33,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{TurnConfig, TurnUser};
+pub use crate::config::secrets;
+pub use crate::config::turn::{TurnConfig, TurnUser};
 
 use admission::{Admission, Kind};
 use credentials::Credentials;

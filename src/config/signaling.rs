@@ -46,7 +46,7 @@ impl Default for SignalingConfig {
             ping_interval_secs: 20,
             pong_timeout_secs: 60,
             chat_max_chars: 2000,
-            name_max_chars: super::names::NAME_MAX_CHARS,
+            name_max_chars: crate::signaling::names::NAME_MAX_CHARS,
         }
     }
 }
