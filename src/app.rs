@@ -91,10 +91,11 @@ impl Running {
 /// Binds everything and starts serving. Configuration problems are reported before any socket
 /// is bound.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    config.validate()?;
+    let checked = config.checked()?;
     let tls = match config.tls.enabled {
         true => Some(web::tls::server_config(
             &config.tls,
+            checked.pem.as_deref(),
             &config.server.public_host,
         )?),
         false => None,
@@ -167,7 +168,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         routes,
         tls,
         divert,
-        web::limits::Settings::new(&config.server, config.signaling.max_connections),
+        web::limits::Settings::new(&config.server),
         shutdown.clone(),
         tasks.clone(),
     ));

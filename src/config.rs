@@ -1,24 +1,40 @@
 //! config.toml: what a person running callbox can set, with defaults that are safe on the open
 //! internet and that run on a laptop with no file at all.
 //!
-//! Every section rejects unknown keys, so a typo is an error that names the key instead of a
-//! setting that silently does nothing. [`Config::load`] checks everything that can be checked
-//! without binding a socket (types, ranges, port clashes, certificate files), so
+//! This is a leaf: each section is a file under `src/config/` that owns its keys and checks
+//! itself, and nothing here imports a job (signaling, turn, web, ops); the jobs import their
+//! section from here. Every section rejects unknown keys, so a typo is an error that names the
+//! key instead of a setting that silently does nothing. [`Config::load`] checks everything that
+//! can be checked without binding a socket (types, ranges, port clashes, certificate files), so
 //! `callbox check-config` and a failed start say the same thing before anything listens.
+//!
+//! A new section: a `pub mod` line, one field in [`Config`], one call in [`Config::validate`].
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+pub mod aliases;
+pub mod error;
+pub mod listeners;
+pub mod metrics;
+pub mod rooms;
+pub mod secrets;
+pub mod server;
+pub mod signaling;
+pub mod tls;
+pub mod turn;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-pub mod secrets;
-pub mod signaling;
-pub mod turn;
+pub use self::error::ConfigError;
+pub use self::metrics::MetricsConfig;
+pub use self::rooms::RoomConfig;
+pub use self::server::ServerConfig;
+pub use self::signaling::SignalingConfig;
+pub use self::tls::{PemPair, TlsConfig};
+pub use self::turn::{TurnConfig, TurnUser};
 
-use self::signaling::SignalingConfig;
-use self::turn::TurnConfig;
-
-/// The whole file. Sections are owned by the job they configure.
+/// The whole file. Each section is owned by its file under `src/config/`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -30,114 +46,18 @@ pub struct Config {
     pub rooms: Vec<RoomConfig>,
     pub turn: TurnConfig,
     pub metrics: MetricsConfig,
+    /// What [`Config::parse`] found when it validated this config, so `start` neither checks
+    /// it again nor reads the certificate files a second time. `None` for a config built in
+    /// code (the defaults, a test's): `start` validates that one itself.
+    #[serde(skip)]
+    checked: Option<Checked>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// The DNS name people open. Used for the Origin check, TURN URLs and the TURN realm.
-    pub public_host: String,
-    /// Address of the HTTP(S) listener that serves the page, /ws and (with TLS) TURN over TLS.
-    pub listen: SocketAddr,
-    /// Extra origins accepted on /ws besides the public host (e.g. `"https://callbox.example:8443"`).
-    pub extra_origins: Vec<String>,
-    /// Seconds a shutdown waits for connections to close before exiting anyway.
-    pub shutdown_grace_secs: u64,
-    /// Web listener limits (see `crate::web::limits`, where the defaults live).
-    pub max_connections_per_address: usize,
-    pub handshake_timeout_secs: u64,
-    pub request_header_timeout_secs: u64,
-    pub keep_alive_idle_secs: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            public_host: "localhost".to_string(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            extra_origins: Vec::new(),
-            shutdown_grace_secs: 4,
-            max_connections_per_address: crate::web::limits::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
-            handshake_timeout_secs: crate::web::limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS,
-            request_header_timeout_secs: crate::web::limits::DEFAULT_REQUEST_HEADER_TIMEOUT_SECS,
-            keep_alive_idle_secs: crate::web::limits::DEFAULT_KEEP_ALIVE_IDLE_SECS,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// Serve HTTPS (and TURN over TLS on the same port). Off on the default config only.
-    pub enabled: bool,
-    /// PEM certificate chain, e.g. /etc/letsencrypt/live/HOST/fullchain.pem.
-    pub cert: Option<PathBuf>,
-    /// PEM private key, e.g. /etc/letsencrypt/live/HOST/privkey.pem.
-    pub key: Option<PathBuf>,
-    /// Generate a self-signed certificate for `server.public_host` at start (labs and tests).
-    pub self_signed: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Address of the Prometheus listener (`/metrics`); "" turns it off. Keep it on loopback or
-    /// a private address: the figures are not for the public.
-    pub listen: String,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            listen: "127.0.0.1:9464".to_string(),
-        }
-    }
-}
-
-impl MetricsConfig {
-    /// The address to listen on, `None` when turned off.
-    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        match self.listen.trim() {
-            "" => Ok(None),
-            text => text.parse().map(Some).map_err(|_| {
-                ConfigError::invalid(
-                    "metrics.listen",
-                    format!("{text:?} is not an address like \"127.0.0.1:9464\" (or \"\" for off)"),
-                )
-            }),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoomConfig {
-    pub name: String,
-    #[serde(default)]
-    pub access_code: Option<String>,
-}
-
-/// Why a config cannot be used. Each message names the key or file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
-}
-
-impl ConfigError {
-    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
+/// The result of validating a config: what it read from disk on the way.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// The `[tls]` certificate files (absent with TLS off or self-signed).
+    pub pem: Option<Arc<PemPair>>,
 }
 
 impl Config {
@@ -157,117 +77,48 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses and validates config text (the path in errors is left empty).
+    /// Parses and validates config text (the path in errors is left empty). Old key names are
+    /// applied with a logged warning (see [`aliases`]).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+        let parse_error = |err: toml::de::Error| ConfigError::Parse {
             path: PathBuf::new(),
             message: err.to_string(),
-        })?;
-        config.validate()?;
+        };
+        let mut config: Config = toml::from_str(text).map_err(parse_error)?;
+        let raw: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        for warning in aliases::apply(&mut config, &raw)? {
+            tracing::warn!("config: {warning}");
+        }
+        config.checked = Some(config.validate()?);
         Ok(config)
     }
 
     /// Checks what serde cannot: value ranges, clashes between sections, readable files.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let host = self.server.public_host.trim();
-        if host.is_empty()
-            || host.contains(['/', ' ', ':']) && host.parse::<std::net::Ipv6Addr>().is_err()
-        {
-            return Err(ConfigError::invalid(
-                "server.public_host",
-                "must be a bare DNS name or IP address (no scheme, port or path)",
-            ));
-        }
-        if self.tls.enabled && !self.tls.self_signed {
-            let cert = self.tls.cert.as_ref().ok_or_else(|| {
-                ConfigError::invalid(
-                    "tls.cert",
-                    "required when tls.enabled (or set tls.self_signed)",
-                )
-            })?;
-            let key = self.tls.key.as_ref().ok_or_else(|| {
-                ConfigError::invalid(
-                    "tls.key",
-                    "required when tls.enabled (or set tls.self_signed)",
-                )
-            })?;
-            crate::web::tls::load_pem_files(cert, key)
-                .map_err(|err| ConfigError::invalid("tls", err.to_string()))?;
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, room) in self.rooms.iter().enumerate() {
-            let name = room.name.trim().to_lowercase();
-            if name.is_empty() || !seen.insert(name) {
-                return Err(ConfigError::invalid(
-                    format!("rooms[{i}].name"),
-                    "must be non-empty and unique",
-                ));
-            }
-        }
-        crate::web::limits::validate(&self.server)?;
+    /// Each section checks its own keys; only the checks across sections live here.
+    pub fn validate(&self) -> Result<Checked, ConfigError> {
+        self.server.validate()?;
+        let pem = self.tls.validate()?;
         self.signaling.validate()?;
+        rooms::validate(&self.rooms)?;
         self.turn.validate()?;
-        self.check_port_clashes()
+        self.metrics.validate()?;
+        listeners::check_port_clashes(self)?;
+        Ok(Checked { pem })
     }
 
-    /// Two listeners of the same protocol on overlapping addresses would fail at bind time,
-    /// after other sockets are already open; catch it here with the keys named.
-    fn check_port_clashes(&self) -> Result<(), ConfigError> {
-        let mut tcp: Vec<(&str, SocketAddr)> = vec![("server.listen", self.server.listen)];
-        tcp.extend(self.metrics.listen_addr()?.map(|a| ("metrics.listen", a)));
-        let mut udp: Vec<(&str, SocketAddr)> = Vec::new();
-        if self.turn.enabled {
-            udp.extend(self.turn.listen_udp.iter().map(|a| ("turn.listen_udp", *a)));
-            tcp.extend(self.turn.listen_tcp.iter().map(|a| ("turn.listen_tcp", *a)));
-            tcp.extend(self.turn.listen_tls.iter().map(|a| ("turn.listen_tls", *a)));
+    /// The validation [`Config::parse`] did, or a fresh one for a config built in code.
+    pub fn checked(&self) -> Result<Checked, ConfigError> {
+        match &self.checked {
+            Some(checked) => Ok(checked.clone()),
+            None => self.validate(),
         }
-        for list in [&tcp, &udp] {
-            for (i, (key_a, a)) in list.iter().enumerate() {
-                for (key_b, b) in list.iter().skip(i + 1) {
-                    if clashes(*a, *b) {
-                        return Err(ConfigError::invalid(
-                            *key_b,
-                            format!("{b} clashes with {key_a} = {a}"),
-                        ));
-                    }
-                }
-            }
-        }
-        if self.turn.enabled {
-            let range = self.turn.relay_port_min..=self.turn.relay_port_max;
-            for (key, addr) in tcp.iter().chain(udp.iter()) {
-                if addr.port() != 0 && range.contains(&addr.port()) {
-                    return Err(ConfigError::invalid(
-                        *key,
-                        format!(
-                            "port {} is inside turn.relay_port_min..turn.relay_port_max",
-                            addr.port()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
-}
-
-/// Same port (not ephemeral) and addresses that overlap: equal, or either unspecified in the
-/// same family. A "[::]" socket is dual-stack on Linux, so it overlaps every IPv4 address too;
-/// list "[::]:3478" alone to serve both families.
-fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
-    let dual_stack =
-        |x: SocketAddr, y: SocketAddr| x.ip() == IpAddr::from(Ipv6Addr::UNSPECIFIED) && y.is_ipv4();
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip()
-            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
-            || dual_stack(a, b)
-            || dual_stack(b, a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn empty_file_is_the_default_config() {
@@ -301,22 +152,6 @@ mod tests {
             err.to_string().contains("/nonexistent/fullchain.pem"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn dual_stack_wildcard_clashes_with_ipv4_but_not_with_a_specific_ipv6() {
-        let v6_any: SocketAddr = "[::]:3478".parse().unwrap();
-        assert!(clashes(v6_any, "0.0.0.0:3478".parse().unwrap()));
-        assert!(clashes("127.0.0.1:3478".parse().unwrap(), v6_any));
-        assert!(clashes(v6_any, "[::1]:3478".parse().unwrap()));
-        assert!(!clashes(
-            "127.0.0.1:3478".parse().unwrap(),
-            "[::1]:3478".parse().unwrap()
-        ));
-        assert!(!clashes(
-            "0.0.0.0:3478".parse().unwrap(),
-            "[::1]:3478".parse().unwrap()
-        ));
     }
 
     #[test]

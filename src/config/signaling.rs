@@ -1,11 +1,14 @@
 //! The `[signaling]` section of config.toml: access control and the limits that keep one
 //! client from hurting the others.
 //!
-//! (Owned by the signaling module; the signaling work may add keys, documented in config.toml.)
+//! (The signaling work may add keys here, documented in config.toml.)
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use super::ConfigError;
+
+/// Default longest user name, in characters (NFC), after trimming.
+pub const DEFAULT_NAME_MAX_CHARS: usize = 32;
 
 /// Names are shown in lists and titles; beyond this they are not names.
 const NAME_MAX_CHARS_CAP: usize = 256;
@@ -24,7 +27,9 @@ pub struct SignalingConfig {
     /// Messages waiting to be written to one client before it is disconnected as too slow.
     pub outbound_queue: usize,
     pub max_connections_per_ip: usize,
-    pub max_connections: usize,
+    /// Old name of `server.max_connections` (it always capped the whole web listener); read
+    /// by `config::aliases` with a warning, and `None` once applied.
+    pub max_connections: Option<usize>,
     pub ping_interval_secs: u64,
     /// Close a connection that has not answered a ping for this long.
     pub pong_timeout_secs: u64,
@@ -42,11 +47,11 @@ impl Default for SignalingConfig {
             message_burst: 200,
             outbound_queue: 256,
             max_connections_per_ip: 20,
-            max_connections: 10_000,
+            max_connections: None,
             ping_interval_secs: 20,
             pong_timeout_secs: 60,
             chat_max_chars: 2000,
-            name_max_chars: crate::signaling::names::NAME_MAX_CHARS,
+            name_max_chars: DEFAULT_NAME_MAX_CHARS,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! useful work. Without them, a few sockets that connect and say nothing (or stop after one
 //! byte) would hold the listener's slots forever and take the page down for everyone.
 //!
-//! The defaults are the `DEFAULT_*` constants below; `[server]` in config.toml can change them.
+//! The defaults are the `DEFAULT_*` constants of `config::server`; `[server]` in config.toml
+//! can change them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,22 +12,12 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::per_address::AddressGuard;
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::ServerConfig;
 
-/// Connections one client address (IPv6: one /64) may hold on the listener, counted before TLS.
-/// Each browser profile keeps up to six keep-alive connections per origin open for a minute
-/// besides its WebSocket and TURN-over-443 streams, so one person with a few tabs holds 8-20;
-/// 128 leaves room for an office or household behind one NAT address (the relay's own cap of
-/// 20 WebSockets per address binds first), and is still about 1% of the listener's total.
-/// (32 was tried first: five pages in one browser test already hit it.)
-pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 128;
-/// From TCP accept to a finished TLS handshake (a handshake takes a few round trips).
-pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
-/// From the end of the handshake (plain HTTP: from accept) to the first complete request
-/// header (or, after TLS, the first byte of a TURN stream).
-pub const DEFAULT_REQUEST_HEADER_TIMEOUT_SECS: u64 = 10;
-/// A keep-alive HTTP connection waiting for its next request, or for that request's headers.
-pub const DEFAULT_KEEP_ALIVE_IDLE_SECS: u64 = 60;
+pub use crate::config::server::{
+    DEFAULT_HANDSHAKE_TIMEOUT_SECS, DEFAULT_KEEP_ALIVE_IDLE_SECS,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_REQUEST_HEADER_TIMEOUT_SECS,
+};
 /// Read buffer per HTTP connection; a request head larger than this is refused.
 pub const MAX_HTTP_BUFFER: usize = 64 * 1024;
 
@@ -43,38 +34,15 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The `[server]` limits, with the listener's total cap (today `signaling.max_connections`).
-    pub fn new(server: &ServerConfig, max_connections: usize) -> Settings {
+    /// The `[server]` limits.
+    pub fn new(server: &ServerConfig) -> Settings {
         Settings {
-            max_connections: max_connections.max(1),
+            max_connections: server.max_connections.max(1),
             max_connections_per_address: server.max_connections_per_address.max(1),
             handshake_timeout: Duration::from_secs(server.handshake_timeout_secs),
             request_header_timeout: Duration::from_secs(server.request_header_timeout_secs),
             keep_alive_idle: Duration::from_secs(server.keep_alive_idle_secs),
         }
-    }
-}
-
-/// The `[server]` limit keys must be at least 1 (0 would refuse or cut off everyone).
-pub fn validate(server: &ServerConfig) -> Result<(), ConfigError> {
-    let keys = [
-        (
-            "server.max_connections_per_address",
-            server.max_connections_per_address as u64,
-        ),
-        (
-            "server.handshake_timeout_secs",
-            server.handshake_timeout_secs,
-        ),
-        (
-            "server.request_header_timeout_secs",
-            server.request_header_timeout_secs,
-        ),
-        ("server.keep_alive_idle_secs", server.keep_alive_idle_secs),
-    ];
-    match keys.iter().find(|(_, value)| *value == 0) {
-        Some((key, _)) => Err(ConfigError::invalid(*key, "must be at least 1")),
-        None => Ok(()),
     }
 }
 
@@ -143,16 +111,5 @@ mod tests {
         }
         backoff.reset();
         assert_eq!(backoff.next_delay(), Duration::from_millis(10));
-    }
-
-    #[test]
-    fn zero_limits_are_rejected_with_the_key_named() {
-        let server = ServerConfig {
-            handshake_timeout_secs: 0,
-            ..ServerConfig::default()
-        };
-        let err = validate(&server).expect_err("zero");
-        assert!(err.to_string().contains("server.handshake_timeout_secs"));
-        assert!(validate(&ServerConfig::default()).is_ok());
     }
 }

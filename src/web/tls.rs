@@ -4,56 +4,22 @@
 //! ALPN list names both: a client that offers only `stun.turn` must still get a handshake.
 //! Its certificate comes from one shared [`CertStore`], which reloads certbot's files live.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsConfig;
+pub use crate::config::tls::{load_pem_files, PemError};
+use crate::config::{PemPair, TlsConfig};
 use crate::ops::certs::CertStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Pem { path: PathBuf, message: String },
+    #[error(transparent)]
+    Pem(#[from] PemError),
     #[error("certificate and key do not work together: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("cannot make a self-signed certificate: {0}")]
     SelfSigned(String),
-}
-
-/// Reads a PEM certificate chain and private key, checking both are present.
-pub fn load_pem_files(
-    cert: &Path,
-    key: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let pem_error = |path: &Path, message: String| TlsError::Pem {
-        path: path.to_path_buf(),
-        message,
-    };
-    let cert_pem = read(cert)?;
-    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| pem_error(cert, err.to_string()))?;
-    if chain.is_empty() {
-        return Err(pem_error(cert, "no CERTIFICATE block found".into()));
-    }
-    let key_pem = read(key)?;
-    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|err| pem_error(key, err.to_string()))?
-        .ok_or_else(|| pem_error(key, "no PRIVATE KEY block found".into()))?;
-    Ok((chain, key_der))
 }
 
 /// The server-side TLS config for `[tls]`, and the certificate store inside it.
@@ -63,17 +29,23 @@ pub struct TlsSetup {
     pub certs: Arc<CertStore>,
 }
 
-/// Builds the TLS config for `[tls]`: certbot's PEM files (reloadable) or a self-signed one.
-pub fn server_config(tls: &TlsConfig, public_host: &str) -> Result<TlsSetup, TlsError> {
-    let certs = match (&tls.cert, &tls.key, tls.self_signed) {
-        (_, _, true) => {
+/// Builds the TLS config for `[tls]`: certbot's PEM files (reloadable), as validation read
+/// them into `pem`, or a self-signed one.
+pub fn server_config(
+    tls: &TlsConfig,
+    pem: Option<&PemPair>,
+    public_host: &str,
+) -> Result<TlsSetup, TlsError> {
+    let certs = match (pem, tls.self_signed) {
+        (_, true) => {
             let (chain, key) = self_signed(public_host)?;
             CertStore::new(chain, key, None)?
         }
-        (Some(cert), Some(key), false) => {
-            let (chain, der) = load_pem_files(cert, key)?;
-            CertStore::new(chain, der, Some((cert.clone(), key.clone())))?
-        }
+        (Some(pem), false) => CertStore::new(
+            pem.chain.clone(),
+            pem.key.clone_key(),
+            Some((pem.cert_path.clone(), pem.key_path.clone())),
+        )?,
         _ => {
             return Err(TlsError::SelfSigned(
                 "tls.cert and tls.key are required unless tls.self_signed = true".into(),
@@ -120,7 +92,7 @@ mod tests {
             self_signed: true,
             ..TlsConfig::default()
         };
-        assert!(server_config(&tls, "callbox.test").is_ok());
+        assert!(server_config(&tls, None, "callbox.test").is_ok());
     }
 
     #[test]
