@@ -74,10 +74,9 @@ impl Running {
 
     /// Waits until the shutdown token is cancelled and everything has wound down.
     pub async fn stopped(self) {
+        // TURN, signaling, the web listener and ops all watch this one token and run on this
+        // one tracker: the grace below is the only wait on the way out (`crate::shutdown`).
         self.shutdown.cancelled().await;
-        if let Some(turn) = &self.turn {
-            turn.close().await;
-        }
         self.tasks.close();
         if tokio::time::timeout(self.grace, self.tasks.wait())
             .await
@@ -120,7 +119,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let turn_on_https = tls.is_some() && config.turn.enabled && config.turn.on_https_port;
     let turn = match config.turn.enabled {
         true => Some(Arc::new(
-            TurnServer::start(
+            TurnServer::start_tracked(
                 &config.turn,
                 TurnContext {
                     public_host: config.server.public_host.clone(),
@@ -128,6 +127,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     tls: tls.clone(),
                     shutdown: shutdown.clone(),
                 },
+                tasks.clone(),
             )
             .await?,
         )),
@@ -194,7 +194,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         switchboard,
         shutdown,
         tasks,
-        grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        grace: crate::shutdown::StopBudget::new(config.server.shutdown_grace_secs).grace,
     })
 }
 

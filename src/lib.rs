@@ -8,13 +8,15 @@
 //!
 //! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown;
 //! [`ops`] is what an operator needs on a server (systemd, reloads, metrics), fed by the
-//! [`counters`] the jobs bump; [`net`] holds the address helpers the per-address limits share.
+//! [`counters`] the jobs bump; [`net`] holds the address helpers the per-address limits share;
+//! [`shutdown`] says how long each part of a graceful stop may take.
 
 pub mod app;
 pub mod config;
 pub mod counters;
 pub mod net;
 pub mod ops;
+pub mod shutdown;
 pub mod signaling;
 pub mod turn;
 pub mod web;

@@ -70,7 +70,7 @@ pub fn router(ctx: SignalingContext) -> axum::Router {
 
 /// The `/ws` route over any [`Switchboard`] (e.g. one shared between several nodes).
 pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> axum::Router {
-    tokio::spawn(switchboard::run_presence_ticks(
+    ctx.tasks.spawn(switchboard::run_presence_ticks(
         Arc::downgrade(&switchboard),
         ctx.shutdown.clone(),
     ));

@@ -103,6 +103,9 @@ pub struct TurnServer {
     shared: Arc<Shared>,
     env: SessionEnv,
     stop: CancellationToken,
+    /// A standalone server (tests, benches) has its own tracker and waits for it in
+    /// [`TurnServer::close`]; inside callbox the tasks are on the process's one tracker.
+    owns_tasks: bool,
 }
 
 impl TurnServer {
@@ -115,6 +118,26 @@ impl TurnServer {
         config: &TurnConfig,
         ctx: TurnContext,
         limits: TurnLimits,
+    ) -> Result<TurnServer, TurnError> {
+        Self::start_on(config, ctx, limits, TaskTracker::new(), true).await
+    }
+
+    /// Starts with every task on `tasks`, the process's one tracker, which the caller waits
+    /// for on shutdown (what `app::start` does).
+    pub async fn start_tracked(
+        config: &TurnConfig,
+        ctx: TurnContext,
+        tasks: TaskTracker,
+    ) -> Result<TurnServer, TurnError> {
+        Self::start_on(config, ctx, TurnLimits::default(), tasks, false).await
+    }
+
+    async fn start_on(
+        config: &TurnConfig,
+        ctx: TurnContext,
+        limits: TurnLimits,
+        tasks: TaskTracker,
+        owns_tasks: bool,
     ) -> Result<TurnServer, TurnError> {
         let realm = match config.realm.trim() {
             "" => ctx.public_host.clone(),
@@ -178,7 +201,7 @@ impl TurnServer {
                 TurnLimits::per_address(limits.stream_connections_per_address, config.max_clients),
             ),
             shutdown: stop.clone(),
-            tasks: TaskTracker::new(),
+            tasks,
         };
 
         let tls_acceptor = match (config.listen_tls.is_empty(), &ctx.tls) {
@@ -225,6 +248,7 @@ impl TurnServer {
             shared,
             env: env.clone(),
             stop,
+            owns_tasks,
         };
         for (socket, addr) in udp_sockets.into_iter().zip(&config.listen_udp) {
             server.udp.push(bound(socket.local_addr(), *addr));
@@ -369,10 +393,16 @@ impl TurnServer {
         }
     }
 
-    /// Stop listening and end every allocation.
+    /// Stop listening and end every allocation. Inside callbox that is all: the process waits
+    /// for the tasks on its one tracker, within its one grace. A standalone server waits for
+    /// its own tasks here, for at most the default grace.
     pub async fn close(&self) {
         self.stop.cancel();
-        self.env.tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.env.tasks.wait()).await;
+        if self.owns_tasks {
+            self.env.tasks.close();
+            let default = crate::config::ServerConfig::default().shutdown_grace_secs;
+            let grace = crate::shutdown::StopBudget::new(default).grace;
+            let _ = tokio::time::timeout(grace, self.env.tasks.wait()).await;
+        }
     }
 }

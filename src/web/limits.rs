@@ -13,6 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::per_address::AddressGuard;
 use crate::config::ServerConfig;
+use crate::shutdown::StopBudget;
 
 pub use crate::config::server::{
     DEFAULT_HANDSHAKE_TIMEOUT_SECS, DEFAULT_KEEP_ALIVE_IDLE_SECS,
@@ -31,6 +32,8 @@ pub struct Settings {
     pub handshake_timeout: Duration,
     pub request_header_timeout: Duration,
     pub keep_alive_idle: Duration,
+    /// How long in-flight HTTP requests get to finish on shutdown (`crate::shutdown`).
+    pub shutdown_drain: Duration,
 }
 
 impl Settings {
@@ -42,6 +45,7 @@ impl Settings {
             handshake_timeout: Duration::from_secs(server.handshake_timeout_secs),
             request_header_timeout: Duration::from_secs(server.request_header_timeout_secs),
             keep_alive_idle: Duration::from_secs(server.keep_alive_idle_secs),
+            shutdown_drain: StopBudget::new(server.shutdown_grace_secs).http_drain,
         }
     }
 }

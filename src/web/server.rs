@@ -40,9 +40,6 @@ pub type BoxedIo = Box<dyn Io>;
 /// client's address and the local address it connected to.
 pub type Divert = Arc<dyn Fn(BoxedIo, SocketAddr, SocketAddr) + Send + Sync>;
 
-/// How long in-flight HTTP requests get to finish on shutdown.
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
-
 /// Accepts until `shutdown`, within the limits in `settings`.
 pub async fn serve(
     listener: TcpListener,
@@ -242,7 +239,7 @@ impl Connection {
             }
             _ = self.shutdown.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(SHUTDOWN_DRAIN, conn).await;
+                let _ = tokio::time::timeout(self.settings.shutdown_drain, conn).await;
             }
         }
     }
