@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod acme;
+
 use crate::signaling::SignalingConfig;
 use crate::turn::TurnConfig;
 
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     pub handshake_timeout_secs: u64,
     pub request_header_timeout_secs: u64,
     pub keep_alive_idle_secs: u64,
+    /// Plain-HTTP listener that redirects to HTTPS and answers ACME HTTP-01 ([`acme`]).
+    pub http_redirect: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +61,7 @@ impl Default for ServerConfig {
             handshake_timeout_secs: crate::web::limits::DEFAULT_HANDSHAKE_TIMEOUT_SECS,
             request_header_timeout_secs: crate::web::limits::DEFAULT_REQUEST_HEADER_TIMEOUT_SECS,
             keep_alive_idle_secs: crate::web::limits::DEFAULT_KEEP_ALIVE_IDLE_SECS,
+            http_redirect: None,
         }
     }
 }
@@ -72,6 +77,8 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Generate a self-signed certificate for `server.public_host` at start (labs and tests).
     pub self_signed: bool,
+    /// Certificates from an ACME CA instead of files ([`acme`]).
+    pub acme: Option<acme::AcmeConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,7 +181,7 @@ impl Config {
                 "must be a bare DNS name or IP address (no scheme, port or path)",
             ));
         }
-        if self.tls.enabled && !self.tls.self_signed {
+        if self.tls.enabled && !self.tls.self_signed && self.tls.acme.is_none() {
             let cert = self.tls.cert.as_ref().ok_or_else(|| {
                 ConfigError::invalid(
                     "tls.cert",
@@ -200,6 +207,7 @@ impl Config {
                 ));
             }
         }
+        acme::validate(self)?;
         crate::web::limits::validate(&self.server)?;
         self.signaling.validate()?;
         self.turn.validate()?;
@@ -211,6 +219,11 @@ impl Config {
     fn check_port_clashes(&self) -> Result<(), ConfigError> {
         let mut tcp: Vec<(&str, SocketAddr)> = vec![("server.listen", self.server.listen)];
         tcp.extend(self.metrics.listen_addr()?.map(|a| ("metrics.listen", a)));
+        tcp.extend(
+            self.server
+                .http_redirect
+                .map(|a| ("server.http_redirect", a)),
+        );
         let mut udp: Vec<(&str, SocketAddr)> = Vec::new();
         if self.turn.enabled {
             udp.extend(self.turn.listen_udp.iter().map(|a| ("turn.listen_udp", *a)));
