@@ -66,6 +66,7 @@ pub struct TlsSetup {
 /// Builds the TLS config for `[tls]`: certbot's PEM files (reloadable) or a self-signed one.
 pub fn server_config(tls: &TlsConfig, public_host: &str) -> Result<TlsSetup, TlsError> {
     let certs = match (&tls.cert, &tls.key, tls.self_signed) {
+        _ if tls.acme.is_some() => crate::ops::acme::initial_store(tls, public_host)?,
         (_, _, true) => {
             let (chain, key) = self_signed(public_host)?;
             CertStore::new(chain, key, None)?
@@ -87,6 +88,12 @@ pub fn server_config(tls: &TlsConfig, public_host: &str) -> Result<TlsSetup, Tls
         .with_no_client_auth()
         .with_cert_resolver(Arc::clone(&certs) as Arc<dyn rustls::server::ResolvesServerCert>);
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"stun.turn".to_vec()];
+    if tls.acme.is_some() {
+        // TLS-ALPN-01: the CA's validator offers only this; the resolver answers it.
+        config
+            .alpn_protocols
+            .push(crate::ops::acme_challenges::ACME_TLS_ALPN.to_vec());
+    }
     Ok(TlsSetup {
         config: Arc::new(config),
         certs,
