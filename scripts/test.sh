@@ -20,6 +20,7 @@ node               nodejs
 npm                npm
 systemd-analyze    systemd
 dpkg-deb           dpkg
+pebble             pebble
 "
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

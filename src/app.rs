@@ -33,6 +33,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    BindRedirect(#[from] web::redirect::BindError),
     #[error("turn: {0}")]
     Turn(#[from] TurnError),
     #[error("cannot wait for signals: {0}")]
@@ -48,6 +50,8 @@ pub struct Running {
     pub turn: Option<Arc<TurnServer>>,
     /// Where `/metrics` is served, if `[metrics] listen` is set and could be bound.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where `server.http_redirect` (plain HTTP to HTTPS, ACME HTTP-01) is served, if set.
+    pub redirect_addr: Option<SocketAddr>,
     /// The certificate every TLS listener presents (with `[tls]`).
     pub certs: Option<Arc<CertStore>>,
     /// The figures behind STATUS= and `/metrics`.
@@ -184,11 +188,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             shutdown.clone(),
         ));
     }
+    let challenges = certs.as_ref().map(|c| c.challenges());
+    let redirect_addr =
+        web::redirect::start(&config, http_addr.port(), challenges, &shutdown, &tasks).await?;
+    if let (Some(certs), Some(acme)) = (&certs, &config.tls.acme) {
+        let (acme, certs) = (acme.clone(), Arc::clone(certs));
+        tasks.spawn(crate::ops::acme::run(acme, certs, shutdown.clone()));
+    }
     Ok(Running {
         http_addr,
         url,
         turn,
         metrics_addr,
+        redirect_addr,
         certs,
         sources,
         switchboard,

@@ -10,6 +10,7 @@
 //!
 //! A new section: a `pub mod` line, one field in [`Config`], one call in [`Config::validate`].
 
+pub mod acme;
 pub mod aliases;
 pub mod error;
 pub mod listeners;
@@ -102,6 +103,7 @@ impl Config {
         rooms::validate(&self.rooms)?;
         self.turn.validate()?;
         self.metrics.validate()?;
+        acme::validate(self)?;
         listeners::check_port_clashes(self)?;
         Ok(Checked { pem })
     }

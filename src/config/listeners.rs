@@ -10,6 +10,12 @@ use super::{Config, ConfigError};
 pub fn check_port_clashes(config: &Config) -> Result<(), ConfigError> {
     let mut tcp: Vec<(&str, SocketAddr)> = vec![("server.listen", config.server.listen)];
     tcp.extend(config.metrics.listen_addr()?.map(|a| ("metrics.listen", a)));
+    tcp.extend(
+        config
+            .server
+            .http_redirect
+            .map(|a| ("server.http_redirect", a)),
+    );
     let mut udp: Vec<(&str, SocketAddr)> = Vec::new();
     let turn = &config.turn;
     if turn.enabled {

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub handshake_timeout_secs: u64,
     pub request_header_timeout_secs: u64,
     pub keep_alive_idle_secs: u64,
+    /// Plain-HTTP listener that redirects to HTTPS and answers ACME HTTP-01 (see `acme`).
+    pub http_redirect: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             handshake_timeout_secs: DEFAULT_HANDSHAKE_TIMEOUT_SECS,
             request_header_timeout_secs: DEFAULT_REQUEST_HEADER_TIMEOUT_SECS,
             keep_alive_idle_secs: DEFAULT_KEEP_ALIVE_IDLE_SECS,
+            http_redirect: None,
         }
     }
 }

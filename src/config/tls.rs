@@ -23,6 +23,8 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Generate a self-signed certificate for `server.public_host` at start (labs and tests).
     pub self_signed: bool,
+    /// Certificates from an ACME CA instead of files (see `acme`).
+    pub acme: Option<super::acme::AcmeConfig>,
 }
 
 /// A certificate chain and its private key as read from certbot's PEM files.
@@ -61,7 +63,7 @@ impl TlsConfig {
     /// With `enabled` and not `self_signed`, both files are required and read: the pair is
     /// returned so nothing reads them again at start.
     pub fn validate(&self) -> Result<Option<Arc<PemPair>>, ConfigError> {
-        if !self.enabled || self.self_signed {
+        if !self.enabled || self.self_signed || self.acme.is_some() {
             return Ok(None);
         }
         let required = |path: &Option<PathBuf>, key: &str| {

@@ -6,6 +6,10 @@
 //! certbot renews by pointing `live/HOST/*.pem` at new files; [`watch`] notices the change in
 //! size or modification time within [`POLL_EVERY`], and SIGHUP forces a reload. A file that does
 //! not load (half-written, key not matching the certificate) keeps the old certificate.
+//!
+//! With `[tls] acme` there are no files: the ACME driver hands each new certificate to
+//! [`CertStore::install`], and the store also presents the TLS-ALPN-01 challenge certificate
+//! ([`Challenges`]) to the CA's validator, so the challenge runs on the HTTPS port itself.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,6 +21,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 
+use super::acme_challenges::{wants_tls_alpn, Challenges};
 use crate::web::tls::{load_pem_files, TlsError};
 
 /// How often the PEM files' metadata is looked at.
@@ -36,6 +41,8 @@ pub struct CertStore {
     seen: Mutex<Option<Stamp>>,
     /// Expiry of the certificate in use, unix seconds (0 if it could not be read).
     not_after: AtomicI64,
+    /// ACME challenge answers while an order is open.
+    challenges: Arc<Challenges>,
 }
 
 /// What [`CertStore::reload`] did.
@@ -64,6 +71,7 @@ impl CertStore {
             files,
             seen: Mutex::new(seen),
             not_after: AtomicI64::new(not_after),
+            challenges: Arc::default(),
         })
     }
 
@@ -78,6 +86,25 @@ impl CertStore {
             Ok(c) => Arc::clone(&c),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// The ACME challenge answers this store (and the redirect listener) present.
+    pub fn challenges(&self) -> Arc<Challenges> {
+        Arc::clone(&self.challenges)
+    }
+
+    /// Puts a new certificate in use on every TLS listener (what ACME does after an order);
+    /// returns its expiry, unix seconds. A chain and key that do not match change nothing.
+    pub fn install(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<i64, TlsError> {
+        let certified = certified_key(chain, key)?;
+        let not_after = not_after(&certified);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(certified);
+        self.not_after.store(not_after, Ordering::Relaxed);
+        Ok(not_after)
     }
 
     /// Reads the files again if their size or modification time changed since last read (or
@@ -122,7 +149,11 @@ impl CertStore {
 }
 
 impl ResolvesServerCert for CertStore {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if wants_tls_alpn(&hello) {
+            // Only the validator offers acme-tls/1; no answer for its name fails the handshake.
+            return self.challenges.tls_alpn(hello.server_name()?);
+        }
         Some(self.current())
     }
 }

@@ -4,6 +4,10 @@
 //! from one read of the running jobs ([`stats`]); and `callbox selftest` ([`selftest`]), which
 //! checks an install from the outside.
 
+pub mod acme;
+mod acme_cache;
+pub mod acme_challenges;
+mod acme_plan;
 pub mod certs;
 pub mod metrics;
 pub mod notify;

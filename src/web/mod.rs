@@ -7,5 +7,6 @@ pub mod headers;
 mod io;
 pub mod limits;
 pub mod per_address;
+pub mod redirect;
 pub mod server;
 pub mod tls;

@@ -37,6 +37,7 @@ pub fn server_config(
     public_host: &str,
 ) -> Result<TlsSetup, TlsError> {
     let certs = match (pem, tls.self_signed) {
+        _ if tls.acme.is_some() => crate::ops::acme::initial_store(tls, public_host)?,
         (_, true) => {
             let (chain, key) = self_signed(public_host)?;
             CertStore::new(chain, key, None)?
@@ -59,6 +60,12 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(Arc::clone(&certs) as Arc<dyn rustls::server::ResolvesServerCert>);
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"stun.turn".to_vec()];
+    if tls.acme.is_some() {
+        // TLS-ALPN-01: the CA's validator offers only this; the resolver answers it.
+        config
+            .alpn_protocols
+            .push(crate::ops::acme_challenges::ACME_TLS_ALPN.to_vec());
+    }
     Ok(TlsSetup {
         config: Arc::new(config),
         certs,
