@@ -98,6 +98,18 @@ pub enum Refusal {
     PortZero,
 }
 
+impl Refusal {
+    /// The metrics label (`callbox_turn_peer_refusals_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::EmbeddedIpv4 => "embedded_ipv4",
+            Refusal::OwnAddress => "own_address",
+            Refusal::Denied => "denied",
+            Refusal::PortZero => "port_zero",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct PeerPolicy {
     denied: Vec<IpNet>,
