@@ -4,13 +4,14 @@
 //! 127.0.0.2..=127.0.0.101 (Linux routes all of 127/8 to `lo`), and prints figures; it
 //! asserts nothing about speed.
 //!
-//! Two rounds of flood then quiet: CPU drops back to idle once each flood stops, and the
-//! second round's peak memory stays at the first one's, because what the expired sessions
-//! held was freed and is reused (glibc keeps freed pages mapped, so RSS itself stays near
-//! the first peak rather than dropping to the idle figure).
+//! One bounded flood (Binding, Allocate without credentials, and junk, round robin over
+//! 400 sockets), then quiet long enough for every session to end and for the server's
+//! periodic sweep and memory trim to run. It prints the resident memory and CPU of the server
+//! idle before, at the flood's peak, and after the flood, side by side: memory after the flood
+//! must be back near the idle figure (src/ops/memory.rs says how).
 //!
-//!     cargo bench --bench turn_flood                      # ~60 s: 2 x (12 s flood, 18 s quiet)
-//!     CALLBOX_BENCH_SECS=20 cargo bench --bench turn_flood
+//!     cargo bench --bench turn_flood                           # 60 s flood, 45 s quiet
+//!     CALLBOX_BENCH_SECS=20 CALLBOX_BENCH_QUIET=40 cargo bench --bench turn_flood
 //!     CALLBOX_BENCH_RATE=5000 cargo bench --bench turn_flood   # datagrams per second
 
 use std::io::{BufRead, BufReader};
@@ -152,12 +153,59 @@ fn drain(sockets: &[UdpSocket]) -> u64 {
     n
 }
 
+/// Resident memory and CPU of one phase.
+struct Phase {
+    rss: u64,
+    cpu_percent: f64,
+}
+
+/// Sends the flood for `flood_for`; the peak RSS and the mean CPU while it lasted.
+async fn flood(pid: u32, sockets: &[UdpSocket], rate: u64, flood_for: Duration) -> (Phase, u64) {
+    let start = Instant::now();
+    let mut last = (Instant::now(), usage(pid).1);
+    let ticks_before = last.1;
+    let per_tick = (rate / 100).max(1);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut report = Instant::now();
+    let (mut sent, mut answered, mut n, mut peak) = (0u64, 0u64, 0u32, 0u64);
+    while start.elapsed() < flood_for {
+        tick.tick().await;
+        for _ in 0..per_tick {
+            n = n.wrapping_add(1);
+            let s = &sockets[n as usize % sockets.len()];
+            let bytes = match n % 3 {
+                0 => request(0x0003, n),
+                1 => request(0x0001, n),
+                _ => vec![0xde, 0xad, 0xbe, 0xef, n as u8],
+            };
+            if s.try_send(&bytes).is_ok() {
+                sent += 1;
+            }
+        }
+        if report.elapsed() >= Duration::from_secs(2) {
+            answered += drain(sockets);
+            let s = sample(pid, start, &mut last);
+            peak = peak.max(s.rss);
+            print("flood", &s, sent, answered);
+            report = Instant::now();
+        }
+    }
+    let ticks = usage(pid).1.saturating_sub(ticks_before);
+    let cpu_percent = ticks as f64 / start.elapsed().as_secs_f64().max(0.001);
+    (
+        Phase {
+            rss: peak.max(usage(pid).0),
+            cpu_percent,
+        },
+        sent,
+    )
+}
+
 #[tokio::main]
 async fn main() {
-    let total = Duration::from_secs(env_or("CALLBOX_BENCH_SECS", 60).clamp(4, 600));
+    let flood_for = Duration::from_secs(env_or("CALLBOX_BENCH_SECS", 60).clamp(2, 600));
+    let quiet_for = Duration::from_secs(env_or("CALLBOX_BENCH_QUIET", 45).clamp(20, 600));
     let rate = env_or("CALLBOX_BENCH_RATE", 20_000).clamp(100, 200_000);
-    let round = total / 2;
-    let flood_for = round * 2 / 5;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
     let mut server = start_server(dir.path(), port);
@@ -167,61 +215,39 @@ async fn main() {
 
     let start = Instant::now();
     let mut last = (Instant::now(), usage(pid).1);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let baseline = sample(pid, start, &mut last);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = sample(pid, start, &mut last);
     println!(
-        "turn_flood: {SOURCES} sources x {SOCKETS_PER_SOURCE} sockets, 2 rounds of {rate} datagrams/s \
-         for {flood_for:?} then quiet for {:?}",
-        round - flood_for
+        "turn_flood: {SOURCES} sources x {SOCKETS_PER_SOURCE} sockets, {rate} datagrams/s for \
+         {flood_for:?}, then quiet for {quiet_for:?}"
     );
-    print("idle", &baseline, 0, 0);
-
+    print("idle", &idle, 0, 0);
     let sockets = sources(addr).await;
-    let per_tick = (rate / 100).max(1);
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let mut report = Instant::now();
-    let (mut sent, mut answered, mut n) = (0u64, 0u64, 0u32);
-    let mut peaks = [baseline.rss; 2];
-    let mut round_end = [baseline.rss; 2];
-    while start.elapsed() < total {
-        tick.tick().await;
-        let in_round = start.elapsed().saturating_sub(Duration::from_secs(1));
-        let r = usize::from(in_round >= round);
-        let flooding = in_round.saturating_sub(round * r as u32) < flood_for;
-        if flooding {
-            for _ in 0..per_tick {
-                n = n.wrapping_add(1);
-                let s = &sockets[n as usize % sockets.len()];
-                let bytes = match n % 3 {
-                    0 => request(0x0003, n),
-                    1 => request(0x0001, n),
-                    _ => vec![0xde, 0xad, 0xbe, 0xef, n as u8],
-                };
-                if s.try_send(&bytes).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-        if report.elapsed() >= Duration::from_secs(2) {
-            answered += drain(&sockets);
-            let s = sample(pid, start, &mut last);
-            peaks[r] = peaks[r].max(s.rss);
-            round_end[r] = s.rss;
-            print(if flooding { "flood" } else { "quiet" }, &s, sent, answered);
-            report = Instant::now();
-        }
+    let (peak, sent) = flood(pid, &sockets, rate, flood_for).await;
+
+    let quiet = Instant::now();
+    let mut last = (Instant::now(), usage(pid).1);
+    while quiet.elapsed() < quiet_for {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let s = sample(pid, start, &mut last);
+        print("quiet", &s, sent, 0);
     }
-    let end = sample(pid, start, &mut last);
+    // The last 5 s of the quiet phase: CPU with nothing to do.
+    let after = sample(pid, start, &mut last);
+    let phases = [
+        ("baseline (idle)", idle.rss, idle.cpu_percent),
+        ("flood (peak rss, mean cpu)", peak.rss, peak.cpu_percent),
+        ("after the flood", after.rss, after.cpu_percent),
+    ];
+    println!("\n{:<28} {:>10} {:>7}", "phase", "rss KiB", "cpu %");
+    for (name, rss, cpu) in phases {
+        println!("{name:<28} {rss:>10} {cpu:>7.1}");
+    }
+    let back = after.rss as i64 - idle.rss as i64;
+    let risen = (peak.rss as i64 - idle.rss as i64).max(1);
     println!(
-        "rss KiB: idle {}, round 1 peak {} / end {}, round 2 peak {} / end {} ({:+} vs round 1 \
-         peak); cpu at the end {:.1}%; {sent} sent, {answered} answered",
-        baseline.rss,
-        peaks[0],
-        round_end[0],
-        peaks[1],
-        end.rss,
-        peaks[1] as i64 - peaks[0] as i64,
-        end.cpu_percent
+        "after - baseline: {back:+} KiB ({:.0}% of the flood's rise); {sent} datagrams sent",
+        back as f64 * 100.0 / risen as f64
     );
     let _ = server.kill();
     let _ = server.wait();

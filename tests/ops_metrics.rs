@@ -137,3 +137,97 @@ async fn scrape_shows_allocations_relayed_traffic_refusals_and_certificate_expir
     drop((alice, bob, guesser));
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn scrape_counts_signaling_messages_errors_and_refusals_by_fixed_labels() {
+    let running = common::start("[metrics]\nlisten = \"127.0.0.1:0\"\n").await;
+    let metrics = running.metrics_addr.expect("metrics listener bound");
+    let refused = common::try_connect(
+        running.http_addr,
+        "/ws",
+        &[("Origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(refused.err(), Some(403));
+    let (mut ann, mut bob) = common::ann_and_bob(running.http_addr).await;
+    ann.send(json!({"type": "video-offer", "target": "bob", "sdp": {}}))
+        .await;
+    assert_eq!(bob.recv_type("video-offer").await["name"], "ann");
+    ann.send_text("{not json".into()).await;
+    assert_eq!(ann.recv_type("error").await["code"], "invalid-json");
+    ann.send(json!({"type": "state", "target": "bob", "state": "replaced"}))
+        .await;
+    ann.recv_type("error").await;
+
+    let text = http_get(metrics, "/metrics").await;
+    let at_least = |series: &str, n: u64| assert!(sample(&text, series) >= n, "{series}");
+    at_least("callbox_signaling_messages_total{type=\"login\"}", 2);
+    at_least("callbox_signaling_messages_total{type=\"video-offer\"}", 1);
+    at_least("callbox_signaling_errors_total{code=\"invalid-json\"}", 1);
+    at_least("callbox_signaling_errors_total{code=\"unknown-type\"}", 1);
+    at_least("callbox_signaling_refusals_total{reason=\"origin\"}", 1);
+    // The client's own `type` never becomes a label: it counts nowhere but as an error.
+    assert!(!text.contains("\"state\""), "{text}");
+    assert!(!text.contains("ann") && !text.contains("evil"), "{text}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn scrape_shows_permissions_channels_and_turn_refusals_by_reason() {
+    let config = callbox::config::Config::parse(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
+         [turn]\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = []\non_https_port = false\n\
+         max_allocations_per_user = 1\n",
+    )
+    .expect("config");
+    let running = callbox::app::start(config).await.expect("start");
+    let metrics = running.metrics_addr.expect("metrics listener bound");
+    let turn = Arc::clone(running.turn.as_ref().expect("turn"));
+    let server = turn.udp_addrs()[0];
+    let (user, pass) = turn_support::rest_credentials(&turn, "carol");
+    let mut carol = turn_support::RawClient::new(server, &user, &pass).await;
+    assert_eq!(carol.allocate().await.map(|r| r.code), Some(0));
+    // A public peer: a permission and a channel are only table entries, no datagram leaves.
+    let public: SocketAddr = "192.0.32.10:5000".parse().expect("addr");
+    assert_eq!(
+        carol.create_permission(&[public]).await.map(|r| r.code),
+        Some(0)
+    );
+    assert_eq!(
+        carol.channel_bind(0x4001, public).await.map(|r| r.code),
+        Some(0)
+    );
+    let lan: SocketAddr = "10.1.2.3:5000".parse().expect("addr");
+    assert_eq!(
+        carol.create_permission(&[lan]).await.map(|r| r.code),
+        Some(403)
+    );
+    let mapped: SocketAddr = "[::ffff:192.0.32.10]:5000".parse().expect("addr");
+    assert_eq!(
+        carol.create_permission(&[mapped]).await.map(|r| r.code),
+        Some(403)
+    );
+    // The same login from a second transport: over its one allocation.
+    let mut again = turn_support::RawClient::new(server, &user, &pass).await;
+    assert_eq!(again.allocate().await.map(|r| r.code), Some(486));
+
+    let text = http_get(metrics, "/metrics").await;
+    let at_least = |series: &str, n: u64| assert!(sample(&text, series) >= n, "{series}");
+    at_least("callbox_turn_permissions", 1);
+    at_least("callbox_turn_channels", 1);
+    at_least("callbox_turn_peer_refusals_total{reason=\"denied\"}", 1);
+    at_least(
+        "callbox_turn_peer_refusals_total{reason=\"embedded_ipv4\"}",
+        1,
+    );
+    at_least(
+        "callbox_turn_quota_refusals_total{quota=\"allocations_per_login\"}",
+        1,
+    );
+    assert!(
+        !text.contains("carol") && !text.contains("192.0.32.10"),
+        "{text}"
+    );
+    drop((carol, again));
+    running.shutdown().await;
+}

@@ -66,6 +66,20 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
     }
 }
 
+/// A counter family with one label whose values come from a fixed vocabulary.
+fn labelled(out: &mut String, (name, label): (&str, &str), help: &str, counts: &[(&str, u64)]) {
+    let labels: Vec<String> = counts
+        .iter()
+        .map(|(value, _)| format!("{label}=\"{value}\""))
+        .collect();
+    let samples: Vec<(&str, u64)> = labels
+        .iter()
+        .zip(counts)
+        .map(|(l, (_, n))| (l.as_str(), *n))
+        .collect();
+    family(out, name, "counter", help, &samples);
+}
+
 /// The text format for one snapshot.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
@@ -103,6 +117,26 @@ pub fn render(s: &Snapshot) -> String {
         "callbox_calls",
         "Calls in progress (pairs of users).",
         s.hub.calls,
+    );
+    let t = &s.tallies;
+    labelled(
+        &mut out,
+        ("callbox_signaling_messages_total", "type"),
+        "Client messages understood, by type.",
+        &t.messages,
+    );
+    labelled(
+        &mut out,
+        ("callbox_signaling_errors_total", "code"),
+        "Error frames sent to clients, by code.",
+        &t.errors,
+    );
+    labelled(
+        &mut out,
+        ("callbox_signaling_refusals_total", "reason"),
+        "WebSockets refused (foreign Origin, per-address cap), closed for flooding, and logins \
+         refused during access-code back-off.",
+        &t.refused,
     );
     if let Some(turn) = &s.turn {
         gauge(
@@ -152,6 +186,30 @@ pub fn render(s: &Snapshot) -> String {
                 ("code=\"508\"", turn.refused_508),
             ],
         );
+        gauge(
+            &mut out,
+            "callbox_turn_permissions",
+            "TURN permissions held, all allocations.",
+            t.permissions as usize,
+        );
+        gauge(
+            &mut out,
+            "callbox_turn_channels",
+            "TURN channel bindings held, all allocations.",
+            t.channels as usize,
+        );
+        labelled(
+            &mut out,
+            ("callbox_turn_peer_refusals_total", "reason"),
+            "403 answers to CreatePermission/ChannelBind, by peer-policy reason.",
+            &t.peer_refusals,
+        );
+        labelled(
+            &mut out,
+            ("callbox_turn_quota_refusals_total", "quota"),
+            "486/508 answers, by the quota or per-allocation cap reached.",
+            &t.quota_refusals,
+        );
         family(
             &mut out,
             "callbox_turn_clients_refused_total",
@@ -197,6 +255,32 @@ mod tests {
             stopping.expect("response").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[test]
+    fn every_relayed_type_and_error_code_has_its_own_label() {
+        use crate::counters::SIGNALING;
+        use crate::signaling::protocol::{relayed_types, ErrorCode};
+        let types = &SIGNALING.received.names;
+        for kind in relayed_types().chain(["login", "message"]) {
+            assert!(types.contains(&kind), "{kind} would count as other");
+        }
+        let codes = [
+            ErrorCode::InvalidJson,
+            ErrorCode::NotAnObject,
+            ErrorCode::MissingType,
+            ErrorCode::UnknownType,
+            ErrorCode::MissingTarget,
+            ErrorCode::NotLoggedIn,
+            ErrorCode::UnknownTarget,
+            ErrorCode::ForbiddenType,
+            ErrorCode::TooLong,
+            ErrorCode::RateLimited,
+            ErrorCode::Replaced,
+        ];
+        for code in codes {
+            assert!(SIGNALING.errors.names.contains(&code.as_str()), "{code:?}");
+        }
     }
 
     #[test]

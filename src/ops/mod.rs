@@ -2,13 +2,14 @@
 //! protocol ([`notify`], [`status`]: READY, watchdog, STATUS, STOPPING), live certificate reload
 //! ([`certs`]), SIGHUP config reload ([`reload`]) and Prometheus metrics ([`metrics`]), all fed
 //! from one read of the running jobs ([`stats`]); and `callbox selftest` ([`selftest`]), which
-//! checks an install from the outside.
+//! checks an install from the outside; [`memory`] hands freed heap back after a burst.
 
 pub mod acme;
 mod acme_cache;
 pub mod acme_challenges;
 mod acme_plan;
 pub mod certs;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod reload;

@@ -69,6 +69,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
         sources.snapshot().status_line()
     ));
     let token = running.shutdown_token();
+    tokio::spawn(super::memory::run(token.clone()));
     let status = tokio::spawn(super::status::run(
         Arc::clone(&notifier),
         sources,

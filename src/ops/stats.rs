@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::counters::RELAYED;
+use crate::counters::{PEERS, RELAYED, SIGNALING, TURN_REFUSALS};
 use crate::signaling::hub::HubStats;
 use crate::signaling::LocalSwitchboard;
 use crate::turn::{TurnServer, TurnStats};
@@ -26,6 +26,34 @@ pub struct Snapshot {
     pub turn: Option<TurnStats>,
     pub relayed: [u64; 4],
     pub cert_not_after: Option<i64>,
+    pub tallies: Tallies,
+}
+
+/// The labelled process-wide counters ([`crate::counters`]), as (label, count).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tallies {
+    pub messages: Vec<(&'static str, u64)>,
+    pub errors: Vec<(&'static str, u64)>,
+    pub refused: Vec<(&'static str, u64)>,
+    pub peer_refusals: Vec<(&'static str, u64)>,
+    pub quota_refusals: Vec<(&'static str, u64)>,
+    /// TURN permissions and channels held now.
+    pub permissions: u64,
+    pub channels: u64,
+}
+
+impl Tallies {
+    pub fn read() -> Tallies {
+        Tallies {
+            messages: SIGNALING.received.read(),
+            errors: SIGNALING.errors.read(),
+            refused: SIGNALING.refused.read(),
+            peer_refusals: TURN_REFUSALS.peer.read(),
+            quota_refusals: TURN_REFUSALS.quota.read(),
+            permissions: PEERS.permissions.load(Ordering::Relaxed),
+            channels: PEERS.channels.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Sources {
@@ -42,6 +70,7 @@ impl Sources {
                 load(&RELAYED.packets_from_peer),
             ],
             cert_not_after: self.certs.as_ref().map(|c| c.not_after()),
+            tallies: Tallies::read(),
         }
     }
 }

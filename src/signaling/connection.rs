@@ -66,6 +66,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     if !origin_allowed(&headers, &shared.allowed_origins) {
+        crate::counters::SIGNALING.refused.bump("origin");
         tracing::debug!(%peer, "WebSocket refused: foreign Origin");
         return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
     }
@@ -73,6 +74,9 @@ pub async fn upgrade(
         return (StatusCode::BAD_REQUEST, "Invalid room name\n").into_response();
     };
     let Some(slot) = shared.per_ip.acquire(peer.ip()) else {
+        crate::counters::SIGNALING
+            .refused
+            .bump("connections_per_address");
         tracing::info!(%peer, "WebSocket refused: too many connections from this address");
         return (StatusCode::TOO_MANY_REQUESTS, "Too many connections\n").into_response();
     };
@@ -248,6 +252,7 @@ async fn read_loop(
                 continue;
             }
             Verdict::Flood => {
+                crate::counters::SIGNALING.refused.bump("flood");
                 tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
                 return End::Flood;
             }
@@ -257,7 +262,13 @@ async fn read_loop(
             board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
             continue;
         };
-        match protocol::parse(text.as_str()) {
+        let parsed = protocol::parse(text.as_str());
+        if let Ok(inbound) = &parsed {
+            crate::counters::SIGNALING
+                .received
+                .bump(inbound.type_name());
+        }
+        match parsed {
             Ok(Inbound::Login(req)) => login(shared, conn, room, peer, req).await,
             Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
             Err(err) => {
@@ -274,6 +285,9 @@ async fn login(shared: &Shared, conn: ConnId, room: &str, peer: SocketAddr, req:
     let now = std::time::Instant::now();
     let board = &shared.switchboard;
     if let Some(reason) = shared.access.before_login(room, peer.ip(), now) {
+        crate::counters::SIGNALING
+            .refused
+            .bump("access_code_backoff");
         let limits = shared.access.limits();
         let msg = ServerMsg::LoginFailed { reason, limits };
         board.deliver(conn, Outbound::Msg(Box::new(msg))).await;

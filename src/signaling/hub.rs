@@ -113,6 +113,7 @@ pub struct Hub {
     rooms: HashMap<String, Room>,
     /// Rooms with presence changes not yet told.
     dirty: BTreeSet<String>,
+    calls: super::call_log::CallLog,
 }
 
 impl Hub {
@@ -122,6 +123,7 @@ impl Hub {
             conns: HashMap::new(),
             rooms: HashMap::new(),
             dirty: BTreeSet::new(),
+            calls: Default::default(),
         }
     }
 
@@ -253,6 +255,7 @@ impl Hub {
             config,
             conns,
             rooms,
+            calls,
             ..
         } = self;
         let (room_key, sender_key) = match conns.get(&conn) {
@@ -313,6 +316,13 @@ impl Hub {
             Routed::Chat { .. } => return Vec::new(),
             Routed::Call { kind, mut body, .. } => {
                 room.apply(kind.effect(), sender_key, &target_key);
+                let who = (room_key, sender_key, target_key.as_str());
+                calls.message(
+                    who,
+                    (kind.as_str(), kind.effect()),
+                    Some(&body),
+                    std::time::Instant::now(),
+                );
                 if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
                     body.insert("target".into(), to_name.into());
                 }
@@ -320,6 +330,13 @@ impl Hub {
             }
             Routed::Tutorial { kind, payload, .. } => {
                 room.apply(kind.effect(), sender_key, &target_key);
+                let who = (room_key, sender_key, target_key.as_str());
+                calls.message(
+                    who,
+                    (kind.as_str(), kind.effect()),
+                    None,
+                    std::time::Instant::now(),
+                );
                 ServerMsg::Tutorial {
                     kind,
                     name: sender,
@@ -346,6 +363,8 @@ impl Hub {
         let Some(gone) = room.remove_user(&user_key) else {
             return out;
         };
+        self.calls
+            .left(&room_key, &user_key, std::time::Instant::now());
         if let Some(peer) = gone.peer.as_deref().and_then(|p| room.users.get_mut(p)) {
             if peer.peer.as_deref() == Some(user_key.as_str()) {
                 peer.peer = None;

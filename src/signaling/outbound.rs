@@ -113,6 +113,7 @@ pub enum ServerMsg {
 
 impl ServerMsg {
     pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMsg {
+        crate::counters::SIGNALING.errors.bump(code.as_str());
         ServerMsg::Error {
             code,
             message: message.into(),

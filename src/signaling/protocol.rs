@@ -168,6 +168,18 @@ pub enum Inbound {
     Routed(Routed),
 }
 
+impl Inbound {
+    /// The message's `type`, from the fixed vocabulary (for the metrics).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Inbound::Login(_) => "login",
+            Inbound::Routed(Routed::Chat { .. }) => "message",
+            Inbound::Routed(Routed::Call { kind, .. }) => kind.as_str(),
+            Inbound::Routed(Routed::Tutorial { kind, .. }) => kind.as_str(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginRequest {
     pub dialect: Dialect,

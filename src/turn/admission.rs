@@ -112,8 +112,19 @@ impl Admission {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 held.remove(&key);
+                shrink_if_sparse(&mut held);
             }
         }
+    }
+}
+
+/// Gives back a per-source map's spare room once it is mostly empty: a HashMap keeps the
+/// capacity of its largest moment, so after a flood from many sources the table would stay
+/// at the flood's size for good. A quarter full is the threshold, so a map that breathes
+/// around one size does not rehash at every change.
+pub fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to_fit();
     }
 }
 
@@ -170,5 +181,19 @@ mod tests {
         );
         let _u = a.admit(Kind::Udp, ip("2001:db8:1:3::1")).unwrap();
         assert_eq!(a.held.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_table_gives_its_room_back_after_many_sources_leave() {
+        let a = Admission::new(10_000, 1, 1);
+        let tickets: Vec<Ticket> = (0..5000u32)
+            .map(|i| a.admit(Kind::Udp, IpAddr::from((0x0a00_0000 + i).to_be_bytes())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(a.held.lock().unwrap().capacity() >= 5000);
+        drop(tickets);
+        let held = a.held.lock().unwrap();
+        assert_eq!(held.len(), 0);
+        assert!(held.capacity() <= 64, "capacity {}", held.capacity());
     }
 }

@@ -67,6 +67,7 @@ impl Guard {
                     _ => (&counters.refused_508, "Insufficient Capacity"),
                 };
                 Counters::bump(counter);
+                crate::counters::TURN_REFUSALS.quota.bump(refusal.label());
                 reply(wire::error_response(
                     m,
                     METHOD_ALLOCATE,
@@ -98,8 +99,12 @@ impl Guard {
                 Some(key),
             ));
         };
-        if peers.iter().any(|p| self.shared.policy.check(*p).is_err()) {
+        if let Some(why) = peers
+            .iter()
+            .find_map(|p| self.shared.policy.check(*p).err())
+        {
             Counters::bump(&self.shared.counters.refused_403);
+            crate::counters::TURN_REFUSALS.peer.bump(why.label());
             return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));
         }
         let capped = match (method, wire::channel_number(m), peers.first()) {
@@ -108,8 +113,9 @@ impl Guard {
             }
             _ => self.peer_cap.permit(&peers, now),
         };
-        if capped.is_err() {
+        if let Err(why) = capped {
             Counters::bump(&self.shared.counters.refused_508);
+            crate::counters::TURN_REFUSALS.quota.bump(why.label());
             let reason = "Insufficient Capacity";
             return reply(wire::error_response(m, method, 508, reason, Some(key)));
         }

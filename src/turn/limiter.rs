@@ -125,6 +125,7 @@ impl Limiter {
         let l = self.limits;
         self.per_ip
             .retain(|_, b| !b.is_full(l.per_ip_rate, l.per_ip_burst, now));
+        super::admission::shrink_if_sparse(&mut self.per_ip);
     }
 }
 

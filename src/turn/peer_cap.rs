@@ -31,6 +31,17 @@ pub enum CapRefusal {
     Rate,
 }
 
+impl CapRefusal {
+    /// The metrics label (`callbox_turn_quota_refusals_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            CapRefusal::Permissions => "permissions_per_allocation",
+            CapRefusal::Channels => "channels_per_allocation",
+            CapRefusal::Rate => "peer_creation_rate",
+        }
+    }
+}
+
 /// The permissions and channels of one allocation.
 #[derive(Debug)]
 pub struct PeerCap {
@@ -41,6 +52,8 @@ pub struct PeerCap {
     max_channels: usize,
     burst: f64,
     rate: f64,
+    /// The sizes last added to the process-wide gauges ([`crate::counters::PEERS`]).
+    published: (usize, usize),
 }
 
 impl PeerCap {
@@ -53,6 +66,7 @@ impl PeerCap {
             max_channels: limits.channels_per_allocation,
             burst: limits.peer_creations_burst,
             rate: limits.peer_creations_per_sec,
+            published: (0, 0),
         }
     }
 
@@ -73,6 +87,7 @@ impl PeerCap {
         for p in peers {
             self.permissions.insert(p.ip(), now);
         }
+        self.publish();
         Ok(())
     }
 
@@ -97,6 +112,7 @@ impl PeerCap {
             }
         }
         self.permissions.insert(peer.ip(), now);
+        self.publish();
         Ok(())
     }
 
@@ -104,6 +120,14 @@ impl PeerCap {
     pub fn clear(&mut self) {
         self.permissions.clear();
         self.channels.clear();
+        self.publish();
+    }
+
+    /// Moves the process-wide gauges by what changed here since the last call.
+    fn publish(&mut self) {
+        let now = (self.permissions.len(), self.channels.len());
+        crate::counters::PEERS.changed(self.published, now);
+        self.published = now;
     }
 
     fn spend(&mut self, creations: usize, now: Instant) -> Result<(), CapRefusal> {
@@ -123,6 +147,13 @@ impl PeerCap {
             .retain(|_, at| now.saturating_duration_since(*at) < PERMISSION_LIFETIME);
         self.channels
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < CHANNEL_LIFETIME);
+        self.publish();
+    }
+}
+
+impl Drop for PeerCap {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 

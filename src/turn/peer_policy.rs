@@ -19,12 +19,20 @@ use ipnet::IpNet;
 
 /// Special-purpose ranges no relay may reach, unless `allow_peers` names them.
 ///
-/// Every entry of the IANA IPv4 Special-Purpose Address Registry and the IANA IPv6
-/// Special-Purpose Address Registry (the IPv6 one as last updated 2025-10-09; the IPv4 one as
-/// of the same check), including the entries IANA marks "globally reachable" (anycast
-/// services, AS112, AMT, ORCHIDv2, DETs, NAT64's well-known prefix): no browser needs to relay
-/// to those, so the rule stays "deny unless allow-listed". Plus multicast (224/4, ff00::/8)
-/// and the deprecated site-local fec0::/10, which are in other registries.
+/// Every entry of two IANA registries, checked entry by entry:
+/// - the IANA IPv6 Special-Purpose Address Registry as last updated 2025-10-09;
+/// - the IANA IPv4 Special-Purpose Address Registry (iana-ipv4-special-registry) in the
+///   version current at that same date. The last IPv4 "Last Updated" date we have seen on a
+///   copy of the registry itself is 2020-09-04; the one entry listed since then,
+///   192.88.99.2/32 (6a44 relay anycast, RFC 6751), lies inside 192.88.99.0/24 and is listed
+///   here on its own line as the registry lists it. Entries nested in a wider one
+///   (0.0.0.0/32; 192.0.0.0/29, .8, .9, .10, .170, .171 inside 192.0.0.0/24) need no line.
+///
+/// Including the entries IANA marks "globally reachable" (anycast services, AS112, AMT,
+/// ORCHIDv2, DETs, NAT64's well-known prefix): no browser needs to relay to those, so the rule
+/// stays "deny unless allow-listed". Plus multicast (224/4, ff00::/8) and the deprecated
+/// site-local fec0::/10, which are in other registries. When IANA updates either registry,
+/// compare it with this list and move the dates above.
 pub const DENIED: &[&str] = &[
     // IPv4 special-purpose registry.
     "0.0.0.0/8",          // "this network" (0.0.0.0/32 "this host" inside it)
@@ -38,6 +46,7 @@ pub const DENIED: &[&str] = &[
     "192.31.196.0/24",    // AS112-v4
     "192.52.193.0/24",    // AMT
     "192.88.99.0/24",     // deprecated 6to4 relay anycast
+    "192.88.99.2/32",     // 6a44 relay anycast (inside the /24, listed as the registry does)
     "192.168.0.0/16",     // private use
     "192.175.48.0/24",    // direct delegation AS112 service
     "198.18.0.0/15",      // benchmarking
@@ -87,6 +96,18 @@ pub enum Refusal {
     Denied,
     /// Port 0 is not a destination.
     PortZero,
+}
+
+impl Refusal {
+    /// The metrics label (`callbox_turn_peer_refusals_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::EmbeddedIpv4 => "embedded_ipv4",
+            Refusal::OwnAddress => "own_address",
+            Refusal::Denied => "denied",
+            Refusal::PortZero => "port_zero",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -238,6 +259,11 @@ mod tests {
         "192.0.0.9",
         "192.0.2.1",
         "192.88.99.1",
+        "192.88.99.2",
+        "0.0.0.0",
+        "192.0.0.8",
+        "192.0.0.170",
+        "192.0.0.171",
         "192.168.1.1",
         "198.18.0.1",
         "198.51.100.1",
@@ -273,6 +299,14 @@ mod tests {
         "3fff::1",
         "5f00::1",
     ];
+
+    #[test]
+    fn every_deny_list_entry_parses() {
+        // `new` skips an entry that does not parse; a typo must not open a range silently.
+        for cidr in DENIED {
+            assert!(cidr.parse::<IpNet>().is_ok(), "{cidr}");
+        }
+    }
 
     #[test]
     fn every_denied_range_is_refused() {

@@ -22,6 +22,15 @@ pub enum QuotaRefusal {
 }
 
 impl QuotaRefusal {
+    /// The metrics label (`callbox_turn_quota_refusals_total`).
+    pub fn label(self) -> &'static str {
+        match self {
+            QuotaRefusal::PerUser => "allocations_per_login",
+            QuotaRefusal::PerAddress => "allocations_per_address",
+            QuotaRefusal::Total => "allocations_server",
+        }
+    }
+
     pub fn code(self) -> u16 {
         match self {
             QuotaRefusal::PerUser | QuotaRefusal::PerAddress => 486,
@@ -114,6 +123,7 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
         *held = held.saturating_sub(1);
         if *held == 0 {
             map.remove(key);
+            super::admission::shrink_if_sparse(map);
         }
     }
 }

@@ -58,6 +58,7 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv) {
             },
             _ = sweep.tick() => {
                 sessions.retain(|_, s| !s.ended.is_cancelled());
+                super::admission::shrink_if_sparse(&mut sessions);
                 continue;
             }
             _ = env.shutdown.cancelled() => break,

@@ -208,6 +208,11 @@ function renderCallStatus(connectionState, summary) {
   status.dataset.state = connectionState;
   if (connectionState === 'connected' && summary?.pair) {
     status.dataset.path = summary.relayed ? 'relay' : 'direct';
+    // The server logs it when the call ends (only this word, nothing of the pair itself).
+    if (state.call && state.call.reportedPath !== status.dataset.path) {
+      state.call.reportedPath = status.dataset.path;
+      sendMediaState();
+    }
   }
 }
 
@@ -219,6 +224,7 @@ function sendMediaState() {
     audio: Boolean(call.micTrack) && call.micOn,
     video: Boolean(call.outgoingVideo()),
     screen: Boolean(call.screenTrack),
+    ...(call.reportedPath ? { path: call.reportedPath } : {}),
   });
 }
 

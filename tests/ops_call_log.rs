@@ -1,0 +1,146 @@
+//! The call-end log line, read from the log of a real `callbox` process: one line per call
+//! with the room, the duration, the path the page reported and how the call ended, and
+//! nothing of what the call carried (SDP, candidates, chat text, tokens, names).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_callbox");
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Log lines until one contains `needle` (bounded by time); every line read is kept in `seen`.
+fn wait_log(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no log line containing {needle:?} in:\n{}", seen.join("\n"));
+}
+
+#[tokio::test]
+async fn each_call_end_is_one_line_with_room_duration_path_and_cause_and_nothing_it_carried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"\"\n\
+         [turn]\nenabled = false\n"
+    );
+    std::fs::write(&path, config).expect("write config");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env("CALLBOX_LOG", "info")
+        // As under systemd: plain text lines, no colour codes.
+        .env("JOURNAL_STREAM", "8:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start callbox");
+    let stderr = child.stderr.take().expect("stderr");
+    let running = Running(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    wait_log(&lines, &mut seen, "callbox is running");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (mut ann, mut bob) = common::ann_and_bob(addr).await;
+
+    // A call as the page makes it: ring, accept, offer/answer/candidates, media state with
+    // the path in use, some chat, then a hang-up.
+    ann.send(json!({"type": "call-request", "target": "bob"}))
+        .await;
+    bob.recv_type("call-request").await;
+    bob.send(json!({"type": "call-accept", "target": "ann"}))
+        .await;
+    ann.recv_type("call-accept").await;
+    let sdp = json!({"type": "offer", "sdp": "v=0 SECRET-SDP"});
+    ann.send(json!({"type": "video-offer", "target": "bob", "sdp": sdp}))
+        .await;
+    bob.recv_type("video-offer").await;
+    let candidate = json!({"candidate": "candidate:1 1 udp 1 192.0.2.9 9 typ relay SECRET-CAND"});
+    bob.send(json!({"type": "new-ice-candidate", "target": "ann", "candidate": candidate}))
+        .await;
+    ann.recv_type("new-ice-candidate").await;
+    ann.send(json!({"type": "message", "text": "SECRET-CHAT"}))
+        .await;
+    bob.recv_type("message").await;
+    let media = json!({"type": "call-media", "target": "bob", "audio": true, "video": true,
+                       "screen": false, "path": "relay"});
+    ann.send(media).await;
+    bob.recv_type("call-media").await;
+    bob.send(json!({"type": "hang-up", "target": "ann"})).await;
+    ann.recv_type("hang-up").await;
+    let first = wait_log(&lines, &mut seen, "call ended");
+    for field in [
+        "room=",
+        "duration_s=",
+        "path=\"relay\"",
+        "ended=\"hang-up\"",
+    ] {
+        assert!(first.contains(field), "{field} missing: {first}");
+    }
+
+    // A second call that ends because one side goes away; no page reported its path.
+    let mut cat = common::connect(addr, "/ws").await;
+    cat.login("cat").await;
+    cat.send(json!({"type": "video-offer", "target": "ann", "sdp": {}}))
+        .await;
+    ann.recv_type("video-offer").await;
+    ann.send(json!({"type": "video-answer", "target": "cat", "sdp": {}}))
+        .await;
+    cat.recv_type("video-answer").await;
+    drop(cat);
+    let second = wait_log(&lines, &mut seen, "call ended");
+    assert!(second.contains("ended=\"disconnected\""), "{second}");
+    assert!(second.contains("path=\"unknown\""), "{second}");
+
+    drop((ann, bob));
+    let _ = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status();
+    wait_log(&lines, &mut seen, "SIGTERM: shutting down");
+    let calls = seen.iter().filter(|l| l.contains("call ended")).count();
+    assert_eq!(calls, 2, "one line per call:\n{}", seen.join("\n"));
+    for line in seen.iter().filter(|l| l.contains("call ended")) {
+        for secret in ["SECRET", "ann", "bob", "cat", "token", "sdp", "candidate"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
+    }
+    let all = seen.join("\n");
+    for secret in ["SECRET-SDP", "SECRET-CAND", "SECRET-CHAT"] {
+        assert!(!all.contains(secret), "{secret} logged:\n{all}");
+    }
+}
