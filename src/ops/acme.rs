@@ -79,6 +79,14 @@ pub fn initial_store(tls: &TlsConfig, public_host: &str) -> Result<CertStore, Tl
     CertStore::new(chain, key, None)
 }
 
+/// The cached certificate chain (empty if none yet), for `callbox selftest` to verify against.
+pub fn cached_chain(acme: &AcmeConfig) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    match Cache::new(acme).certificate(&acme.domains) {
+        Ok(Some(cached)) => cached.chain,
+        _ => Vec::new(),
+    }
+}
+
 /// Orders and renews until `shutdown`. Never returns an error: each failure is logged with
 /// the time of the next attempt.
 pub async fn run(acme: AcmeConfig, certs: Arc<CertStore>, shutdown: CancellationToken) {
