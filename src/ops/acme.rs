@@ -95,6 +95,11 @@ pub async fn run(acme: AcmeConfig, certs: Arc<CertStore>, shutdown: Cancellation
         Ok(cached) => cached.map(|c| c.validity),
         Err(_) => None,
     };
+    if let Some(validity) = held {
+        let due = validity.renew_at().duration_since(SystemTime::now());
+        let days = due.map_or(0, |d| d.as_secs() / 86_400);
+        tracing::info!("ACME: renewal of the cached certificate due in {days} days");
+    }
     let mut renewal = Renewal::default();
     loop {
         let now = SystemTime::now();
