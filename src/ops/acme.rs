@@ -79,6 +79,14 @@ pub fn initial_store(tls: &TlsConfig, public_host: &str) -> Result<CertStore, Tl
     CertStore::new(chain, key, None)
 }
 
+/// The cached certificate chain (empty if none yet), for `callbox selftest` to verify against.
+pub fn cached_chain(acme: &AcmeConfig) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    match Cache::new(acme).certificate(&acme.domains) {
+        Ok(Some(cached)) => cached.chain,
+        _ => Vec::new(),
+    }
+}
+
 /// Orders and renews until `shutdown`. Never returns an error: each failure is logged with
 /// the time of the next attempt.
 pub async fn run(acme: AcmeConfig, certs: Arc<CertStore>, shutdown: CancellationToken) {
@@ -87,6 +95,11 @@ pub async fn run(acme: AcmeConfig, certs: Arc<CertStore>, shutdown: Cancellation
         Ok(cached) => cached.map(|c| c.validity),
         Err(_) => None,
     };
+    if let Some(validity) = held {
+        let due = validity.renew_at().duration_since(SystemTime::now());
+        let days = due.map_or(0, |d| d.as_secs() / 86_400);
+        tracing::info!("ACME: renewal of the cached certificate due in {days} days");
+    }
     let mut renewal = Renewal::default();
     loop {
         let now = SystemTime::now();

@@ -30,7 +30,10 @@ impl Validity {
             .not_after
             .duration_since(self.not_before)
             .unwrap_or(Duration::ZERO);
-        self.not_after - lifetime / 3
+        // not_before <= the result <= not_after, so this cannot underflow; checked anyway.
+        self.not_after
+            .checked_sub(lifetime / 3)
+            .unwrap_or(self.not_after)
     }
 }
 

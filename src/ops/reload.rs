@@ -20,6 +20,7 @@ const LIVE: &[&str] = &["rooms", "signaling.access_code", "signaling.chat_max_ch
 /// Keys that open or close sockets.
 const LISTENERS: &[&str] = &[
     "server.listen",
+    "server.http_redirect",
     "turn.listen_udp",
     "turn.listen_tcp",
     "turn.listen_tls",

@@ -118,6 +118,9 @@ async fn resolve(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
 /// The configured chain as trust anchors: the server must present a certificate that chains
 /// to one of them, for the public name, and not expired (self-signed: the one certificate).
 fn trust_anchors(config: &Config) -> Vec<CertificateDer<'static>> {
+    if let Some(acme) = config.tls.acme.as_ref().filter(|_| config.tls.enabled) {
+        return crate::ops::acme::cached_chain(acme);
+    }
     match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) if config.tls.enabled && !config.tls.self_signed => {
             crate::web::tls::load_pem_files(cert, key)

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,7 +75,18 @@ pub async fn start_pebble(dir: &Path, tls_port: u16, http_port: u16, validity_se
     std::fs::write(&config_path, config.to_string()).expect("write pebble config");
     let log = dir.join("pebble.log");
     let out = std::fs::File::create(&log).expect("log file");
-    let child = Command::new("/usr/bin/pebble")
+    let mut command = Command::new("/usr/bin/pebble");
+    // SAFETY: prctl is async-signal-safe, as code between fork and exec must be. With it the
+    // kernel kills this Pebble if the test dies without unwinding (a signal), so none is left.
+    unsafe {
+        command.pre_exec(
+            || match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            },
+        );
+    }
+    let child = command
         .arg("-config")
         .arg(&config_path)
         // No random validation sleeps, no rejected nonces, a fresh authorization per order:
