@@ -1,8 +1,11 @@
 //! SIGHUP on the real binary: new access codes apply to the next login while people stay
 //! logged in, listener and other restart-only changes are named in the log, and a broken file
-//! keeps the running settings.
+//! keeps the running settings. In TURN: a new secret signs the next credentials and the old
+//! one stops verifying while an allocation made with it goes on, and a new `allow_peers`
+//! applies to that same allocation's next CreatePermission.
 
 mod common;
+mod turn_support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -116,6 +119,112 @@ async fn sighup_applies_access_codes_names_restart_keys_and_survives_a_bad_file(
     let (_carol, ok) = login_result(addr, "carol", "new-code").await;
     assert!(ok, "the applied code still works after a bad file");
 
+    signal(&running.0, "-TERM");
+    wait_log(&lines, "SIGTERM: shutting down");
+}
+
+const SECRET_A: &str = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+const SECRET_B: &str = "3f9a0c7e12b45d68e9f0a1b2c3d4e5f60a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d";
+
+fn turn_config(port: u16, turn_port: u16, secret: &str, allow: &str, relay_min: u16) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"\"\n\
+         [turn]\nlisten_udp = [\"127.0.0.1:{turn_port}\"]\nlisten_tcp = []\n\
+         on_https_port = false\nsecrets = [\"{secret}\"]\nallow_peers = [{allow}]\n\
+         relay_port_min = {relay_min}\nrelay_port_max = 65535\n"
+    )
+}
+
+/// Logs `name` in over /ws; the socket (which keeps the login live) and its TURN credentials.
+async fn turn_login(addr: SocketAddr, name: &str) -> (common::Client, String, String) {
+    let mut client = common::connect(addr, "/ws").await;
+    let reply = client.login(name).await;
+    let server = &reply["iceServers"][0];
+    let user = server["username"]
+        .as_str()
+        .expect("TURN username")
+        .to_string();
+    let pass = server["credential"]
+        .as_str()
+        .expect("TURN password")
+        .to_string();
+    (client, user, pass)
+}
+
+#[tokio::test]
+async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
+    let free = |udp: bool| match udp {
+        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
+        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()),
+    };
+    let port = free(false).expect("port").port();
+    let turn_port = free(true).expect("port").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, turn_config(port, turn_port, SECRET_A, "", 49152)).expect("write");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env("CALLBOX_LOG", "info")
+        .env("JOURNAL_STREAM", "8:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start callbox");
+    let stderr = child.stderr.take().expect("stderr");
+    let running = Running(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    wait_log(&lines, "callbox is running");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let turn = SocketAddr::from(([127, 0, 0, 1], turn_port));
+    let lan: SocketAddr = "10.1.2.3:5000".parse().expect("addr");
+    let code = |r: Option<turn_support::Reply>| r.map(|r| r.code);
+
+    let (_ann, old_user, old_pass) = turn_login(addr, "ann").await;
+    let mut live = turn_support::RawClient::new(turn, &old_user, &old_pass).await;
+    assert_eq!(code(live.allocate().await), Some(0));
+    assert_eq!(code(live.create_permission(&[lan]).await), Some(403));
+
+    let allow = "\"10.0.0.0/8\"";
+    std::fs::write(&path, turn_config(port, turn_port, SECRET_B, allow, 50000)).expect("write");
+    signal(&running.0, "-HUP");
+    let applied = wait_log(&lines, "SIGHUP: applied");
+    assert!(
+        applied.contains("turn.allow_peers") && applied.contains("turn.secrets"),
+        "{applied}"
+    );
+    wait_log(
+        &lines,
+        "listeners changed, restart to apply: turn.relay_port_min",
+    );
+
+    // The allocation made under the old secret goes on, and sees the new allow-list.
+    assert_eq!(code(live.create_permission(&[lan]).await), Some(0));
+    // Credentials from the old secret no longer make allocations; the new secret's do.
+    let mut stale = turn_support::RawClient::new(turn, &old_user, &old_pass).await;
+    assert_eq!(code(stale.allocate().await), Some(401));
+    let (_bob, user, pass) = turn_login(addr, "bob").await;
+    let mut fresh = turn_support::RawClient::new(turn, &user, &pass).await;
+    assert_eq!(code(fresh.allocate().await), Some(0));
+
+    // A placeholder secret is refused: the running secret stays.
+    let placeholder = "replace-with-output-of: openssl rand -hex 32";
+    std::fs::write(
+        &path,
+        turn_config(port, turn_port, placeholder, allow, 50000),
+    )
+    .expect("write");
+    signal(&running.0, "-HUP");
+    let line = wait_log(&lines, "SIGHUP: keeping the running settings");
+    assert!(line.contains("turn.secrets"), "{line}");
+    let (_cat, user, pass) = turn_login(addr, "cat").await;
+    let mut after = turn_support::RawClient::new(turn, &user, &pass).await;
+    assert_eq!(code(after.allocate().await), Some(0));
     signal(&running.0, "-TERM");
     wait_log(&lines, "SIGTERM: shutting down");
 }

@@ -97,8 +97,10 @@ fn selftest_passes_against_a_running_server_and_fails_once_it_stopped() {
         format!("ok   stun tls {web}"),
         "ok   login              TURN user ".to_string(),
         "ok   turn allocate udp  relayed address 127.0.0.1:".to_string(),
+        "ok   turn unauthenticated refused with 401".to_string(),
+        "ok   turn private peer  169.254.169.254:80 refused with 403".to_string(),
         "ok   metrics ".to_string(),
-        "9 passed, 0 failed".to_string(),
+        "11 passed, 0 failed".to_string(),
     ] {
         assert!(report.contains(&line), "no {line:?} in:\n{report}");
     }

@@ -4,6 +4,80 @@
 //! the secret uses (hex 4, base64 6, otherwise the character classes present) times its length,
 //! at least 128 bits, plus a floor on distinct characters and a refusal of placeholder words.
 
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use rand::RngCore;
+
+/// The TURN REST secrets in force, swappable while the server runs (SIGHUP): each check loads
+/// the current set once, so a request is verified against one whole set, old or new, never
+/// half of each. Allocations already made keep their own key and are not affected.
+#[derive(Debug)]
+pub struct SecretSet {
+    current: RwLock<Arc<Secrets>>,
+}
+
+/// One set: never empty, the first signs new credentials.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Secrets {
+    pub keys: Vec<Vec<u8>>,
+    /// Made up at start because none was configured (valid until the process exits).
+    pub generated: bool,
+}
+
+impl Secrets {
+    /// The configured secrets, or one random secret when there are none.
+    pub fn from_config(secrets: &[String]) -> Secrets {
+        let keys: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
+        if !keys.is_empty() {
+            return Secrets {
+                keys,
+                generated: false,
+            };
+        }
+        let mut random = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut random);
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(random);
+        Secrets {
+            keys: vec![encoded.into_bytes()],
+            generated: true,
+        }
+    }
+}
+
+impl SecretSet {
+    pub fn new(secrets: Secrets) -> SecretSet {
+        SecretSet {
+            current: RwLock::new(Arc::new(secrets)),
+        }
+    }
+
+    /// The set in force now.
+    pub fn load(&self) -> Arc<Secrets> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts the configured `secrets` in force; true if that changed anything. With none
+    /// configured, a generated secret already in force stays (a reload must not cut every
+    /// page's credentials for nothing).
+    pub fn replace(&self, secrets: &[String]) -> bool {
+        let old = self.load();
+        if secrets.is_empty() && old.generated {
+            return false;
+        }
+        let new = Secrets::from_config(secrets);
+        if !secrets.is_empty() && new == *old {
+            return false;
+        }
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *current = Arc::new(new);
+        true
+    }
+}
+
 /// Why a secret is refused, or `None` when it looks random enough.
 pub fn weakness(secret: &str) -> Option<&'static str> {
     let lower = secret.to_ascii_lowercase();
@@ -59,7 +133,25 @@ fn estimated_bits(secret: &str) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::weakness;
+    use super::*;
+
+    #[test]
+    fn a_replaced_set_is_what_the_next_load_sees() {
+        let set = SecretSet::new(Secrets::from_config(&["old".into()]));
+        let before = set.load();
+        assert!(set.replace(&["new".into(), "old".into()]));
+        assert_eq!(set.load().keys, vec![b"new".to_vec(), b"old".to_vec()]);
+        assert_eq!(
+            before.keys,
+            vec![b"old".to_vec()],
+            "a loaded set stays whole"
+        );
+        assert!(!set.replace(&["new".into(), "old".into()]), "no change");
+        let generated = SecretSet::new(Secrets::from_config(&[]));
+        let random = generated.load();
+        assert!(!generated.replace(&[]), "the generated secret stays");
+        assert_eq!(generated.load(), random);
+    }
 
     #[test]
     fn random_hex_and_base64_secrets_pass() {

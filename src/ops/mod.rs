@@ -15,6 +15,7 @@ pub mod notify;
 pub mod reload;
 pub mod selftest;
 mod selftest_login;
+mod selftest_peer;
 mod selftest_turn;
 pub mod serve;
 pub mod stats;

@@ -2,9 +2,12 @@
 //!
 //! Applied at once: the certificate files (re-read even if unchanged on disk), access codes
 //! (`signaling.access_code`, `[[rooms]]`) and `signaling.chat_max_chars`, which the hub uses for
-//! the next login or message; people already logged in stay. Everything else is logged by key
-//! as needing a restart, listeners named apart, since a restart moves ports. A file that does
-//! not parse or validate changes nothing, and the log says why.
+//! the next login or message; people already logged in stay. And in TURN (`turn/live.rs`): the
+//! REST secrets (new credentials use the new first secret, allocations already made go on),
+//! `turn.allow_peers` (the next packet or request is checked against the new list) and the
+//! allocation quotas. Everything else is logged by key as needing a restart, listeners (and
+//! the relay's addresses and port range) named apart, since a restart moves ports. A file that
+//! does not parse or validate changes nothing, and the log says why.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,13 +15,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::signaling::{HubConfig, LocalSwitchboard};
+use crate::turn::live::LIVE_KEYS as TURN_LIVE;
+use crate::turn::TurnServer;
 
 use super::certs::CertStore;
 
-/// Keys applied live by [`Reloader::reload`].
+/// Keys applied live by [`Reloader::reload`] (and [`crate::turn::live::LIVE_KEYS`] when TURN
+/// runs).
 const LIVE: &[&str] = &["rooms", "signaling.access_code", "signaling.chat_max_chars"];
 /// Keys that open or close sockets.
 const LISTENERS: &[&str] = &[
+    "turn.relay_ips",
+    "turn.external_ip",
+    "turn.relay_port_min",
+    "turn.relay_port_max",
     "server.listen",
     "server.http_redirect",
     "turn.listen_udp",
@@ -44,6 +54,7 @@ pub struct Reloader {
     running: Mutex<toml::Table>,
     certs: Option<Arc<CertStore>>,
     switchboard: Arc<LocalSwitchboard>,
+    turn: Option<Arc<TurnServer>>,
 }
 
 impl Reloader {
@@ -52,6 +63,7 @@ impl Reloader {
         path: Option<PathBuf>,
         certs: Option<Arc<CertStore>>,
         switchboard: Arc<LocalSwitchboard>,
+        turn: Option<Arc<TurnServer>>,
     ) -> Reloader {
         let running = path
             .as_ref()
@@ -63,6 +75,7 @@ impl Reloader {
             running: Mutex::new(running),
             certs,
             switchboard,
+            turn,
         }
     }
 
@@ -81,15 +94,19 @@ impl Reloader {
             .map_err(|err| err.to_string())?;
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let mut outcome = Outcome::default();
+        let turn_live = |k: &str| self.turn.is_some() && TURN_LIVE.contains(&k);
         for key in changed_keys(&running, &table) {
             match key.as_str() {
-                k if LIVE.contains(&k) => outcome.applied.push(key),
+                k if LIVE.contains(&k) || turn_live(k) => outcome.applied.push(key),
                 k if LISTENERS.contains(&k) => outcome.listeners.push(key),
                 _ => outcome.restart.push(key),
             }
         }
         self.switchboard
             .set_config(HubConfig::new(&config.signaling, &config.rooms));
+        if let Some(turn) = &self.turn {
+            turn.apply_live(&config.turn);
+        }
         // The live keys now run with the file's values; the others keep their old values, so
         // they are reported again at the next SIGHUP until a restart.
         for key in &outcome.applied {

@@ -1,7 +1,9 @@
 //! `callbox selftest`: checks an installed server from the outside, the way a browser reaches
 //! it: the public name resolves, HTTPS presents a certificate for that name (verified against
 //! the configured chain) and answers `/healthz`, STUN answers on every TURN listener, a TURN
-//! allocation succeeds with credentials minted from `turn.secrets`, and `/metrics` answers.
+//! allocation succeeds with the credentials a login is handed, an Allocate without
+//! credentials is refused, a permission for a private peer is refused, and `/metrics` answers.
+//! A failed check prints a line saying what to fix.
 //!
 //! Run it on the server after `systemctl start callbox`, or anywhere with a copy of the config
 //! (and its certificate chain) to see what the internet sees. Each check prints one line; the
@@ -26,6 +28,27 @@ pub struct Check {
     pub name: String,
     pub ok: bool,
     pub detail: String,
+}
+
+/// What to do about a failed check, by the check's name.
+pub fn fix_for(name: &str) -> &'static str {
+    let fixes: &[(&str, &str)] = &[
+        ("dns", "point server.public_host's A/AAAA records at this server"),
+        ("web", "open server.listen's TCP port in the firewall; tls.cert must be the unexpired chain for server.public_host (and this config must be the server's)"),
+        ("stun udp", "open this UDP port in the firewall and check turn.listen_udp (is callbox running?)"),
+        ("stun tcp", "open this TCP port in the firewall and check turn.listen_tcp"),
+        ("stun tls", "open this TCP port in the firewall; the TURN/TLS certificate is tls.cert"),
+        ("login", "check that /ws answers and signaling.access_code; TURN credentials come with the login"),
+        ("turn allocate", "check turn.secrets, relay_ips/external_ip (this server's addresses), and open the relay port range (UDP relay_port_min..relay_port_max)"),
+        ("turn unauthenticated", "an open relay answers on this port: stop whatever it is and run callbox there (it always asks for credentials)"),
+        ("turn private peer", "relays reach private addresses: remove private ranges from turn.allow_peers, or stop the non-callbox server on this port"),
+        ("metrics", "check metrics.listen, or set it to \"\" to turn metrics off"),
+    ];
+    fixes
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, fix)| *fix)
+        .unwrap_or("see the detail above")
 }
 
 fn check(name: impl Into<String>, result: Result<String, String>) -> Check {
@@ -88,6 +111,11 @@ pub async fn run(config: &Config) -> Vec<Check> {
                     checks.push(check("login", Ok(format!("TURN user {}", login.username))));
                     let allocated = allocate(config, target, &login.username, &login.password);
                     checks.push(check("turn allocate udp", allocated.await));
+                    let (unauth, private) =
+                        super::selftest_peer::refusals(target, &login.username, &login.password)
+                            .await;
+                    checks.push(check("turn unauthenticated", unauth));
+                    checks.push(check("turn private peer", private));
                     let _ = login.socket.close(None).await;
                 }
                 Err(err) => checks.push(check("login", Err(err))),
@@ -254,6 +282,9 @@ pub fn report(checks: &[Check]) -> bool {
             c.name,
             c.detail
         );
+        if !c.ok {
+            println!("     fix: {}", fix_for(&c.name));
+        }
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
     println!("{} passed, {failed} failed", checks.len() - failed);

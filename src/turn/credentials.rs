@@ -11,8 +11,9 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha1::Sha1;
+
+use super::secrets::{SecretSet, Secrets};
 
 /// Why a username/realm pair is refused before any integrity check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,27 +29,19 @@ pub enum CredentialError {
 }
 
 /// The secrets and users a server accepts, and the realm they are bound to.
-#[derive(Clone)]
 pub struct Credentials {
     realm: String,
-    /// Never empty: the first signs.
-    secrets: Vec<Vec<u8>>,
+    /// Swapped by a config reload (see `secrets.rs`).
+    pub secrets: SecretSet,
     users: HashMap<String, String>,
 }
 
 impl Credentials {
     /// With no configured secret, a random one is made, valid until the process exits.
     pub fn new(realm: String, secrets: &[String], users: &[(String, String)]) -> Self {
-        let mut secrets: Vec<Vec<u8>> = secrets.iter().map(|s| s.as_bytes().to_vec()).collect();
-        if secrets.is_empty() {
-            let mut random = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut random);
-            let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(random);
-            secrets.push(encoded.into_bytes());
-        }
         Credentials {
             realm,
-            secrets,
+            secrets: SecretSet::new(Secrets::from_config(secrets)),
             users: users.iter().cloned().collect(),
         }
     }
@@ -60,7 +53,12 @@ impl Credentials {
     /// A REST username and password for the login `login_id`, valid until `expiry_unix`.
     pub fn mint(&self, login_id: &str, expiry_unix: u64) -> (String, String) {
         let username = format!("{expiry_unix}:{login_id}");
-        let password = rest_password(&self.secrets[0], &username);
+        let secrets = self.secrets.load();
+        let password = secrets
+            .keys
+            .first()
+            .map(|key| rest_password(key, &username))
+            .unwrap_or_default();
         (username, password)
     }
 
@@ -94,6 +92,8 @@ impl Credentials {
         }
         Ok(self
             .secrets
+            .load()
+            .keys
             .iter()
             .map(|secret| long_term_key(username, &self.realm, &rest_password(secret, username)))
             .collect())

@@ -11,6 +11,7 @@ pub mod guard;
 mod host_watch;
 pub mod limiter;
 pub mod limits;
+pub mod live;
 pub mod logins;
 mod peer_cap;
 pub mod peer_policy;
@@ -304,6 +305,11 @@ impl TurnServer {
 
     pub fn realm(&self) -> &str {
         self.shared.creds.realm()
+    }
+
+    /// Applies what a config reload may change live (see `live.rs`); the keys that changed.
+    pub fn apply_live(&self, config: &TurnConfig) -> Vec<&'static str> {
+        live::apply(&self.shared, config)
     }
 
     /// Fresh `iceServers` (JSON array) for the login `login` (the caller's key for one login,

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 
@@ -113,7 +113,9 @@ impl Refusal {
 #[derive(Debug)]
 pub struct PeerPolicy {
     denied: Vec<IpNet>,
-    allowed: Vec<IpNet>,
+    /// The operator's allow-list, swapped whole by a config reload; each decision loads it
+    /// once, so every relay and guard sees the new list from its next packet or request.
+    allowed: RwLock<Arc<[IpNet]>>,
     own: Vec<IpAddr>,
     /// Addresses of this host that are not relay addresses: nothing listens there for peers.
     host: RwLock<Vec<IpAddr>>,
@@ -128,7 +130,7 @@ impl PeerPolicy {
         let denied = DENIED.iter().filter_map(|c| c.parse().ok()).collect();
         PeerPolicy {
             denied,
-            allowed,
+            allowed: RwLock::new(allowed.into()),
             own: own.into_iter().map(canonical).collect(),
             host: RwLock::new(Vec::new()),
             live: RwLock::new(HashSet::new()),
@@ -168,8 +170,22 @@ impl PeerPolicy {
         }
     }
 
-    pub fn allow_list(&self) -> &[IpNet] {
-        &self.allowed
+    /// The allow-list in force now.
+    pub fn allow_list(&self) -> Arc<[IpNet]> {
+        match self.allowed.read() {
+            Ok(list) => Arc::clone(&list),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts a new allow-list in force (SIGHUP); true if it differs from the old one.
+    pub fn set_allow_list(&self, allowed: Vec<IpNet>) -> bool {
+        if *self.allow_list() == *allowed {
+            return false;
+        }
+        let mut list = self.allowed.write().unwrap_or_else(|p| p.into_inner());
+        *list = allowed.into();
+        true
     }
 
     /// May a relay send to (and accept a permission for) `peer`?
@@ -196,7 +212,7 @@ impl PeerPolicy {
         if self.host.read().is_ok_and(|h| h.contains(&canon)) {
             return Err(Refusal::OwnAddress);
         }
-        if self.allowed.iter().any(|net| net.contains(&canon)) {
+        if self.allow_list().iter().any(|net| net.contains(&canon)) {
             return Ok(());
         }
         if self.denied.iter().any(|net| net.contains(&canon)) {
@@ -384,6 +400,17 @@ mod tests {
         assert_eq!(p.check(addr("10.1.2.3:5000")), Ok(()));
         assert_eq!(p.check(addr("10.0.0.5:22")), Err(Refusal::OwnAddress));
         assert_eq!(p.check(addr("192.168.1.1:5000")), Err(Refusal::Denied));
+    }
+
+    #[test]
+    fn a_new_allow_list_applies_to_the_next_decision() {
+        let p = policy();
+        assert_eq!(p.check(addr("10.1.2.3:5000")), Err(Refusal::Denied));
+        assert!(p.set_allow_list(vec!["10.0.0.0/8".parse().unwrap()]));
+        assert_eq!(p.check(addr("10.1.2.3:5000")), Ok(()));
+        assert!(!p.set_allow_list(vec!["10.0.0.0/8".parse().unwrap()]));
+        assert!(p.set_allow_list(vec![]));
+        assert_eq!(p.check(addr("10.1.2.3:5000")), Err(Refusal::Denied));
     }
 
     #[test]

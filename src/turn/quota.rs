@@ -75,6 +75,20 @@ impl Quotas {
         }
     }
 
+    /// New caps (a config reload). Allocations already held stay; a lowered cap refuses new
+    /// ones until enough have ended. True if any cap changed.
+    pub fn set_limits(
+        &mut self,
+        max_per_user: usize,
+        max_per_address: usize,
+        max_total: usize,
+    ) -> bool {
+        let new = (max_per_user, max_per_address, max_total);
+        let changed = new != (self.max_per_user, self.max_per_address, self.max_total);
+        (self.max_per_user, self.max_per_address, self.max_total) = new;
+        changed
+    }
+
     pub fn total(&self) -> usize {
         self.total
     }
