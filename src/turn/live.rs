@@ -5,7 +5,7 @@
 //! rest of `[turn]` (listeners, relay addresses and port range, realm, static users,
 //! max_clients, bandwidth, credential lifetime) needs a restart; `ops/reload.rs` names it.
 
-use super::config::TurnConfig;
+use crate::config::TurnConfig;
 use super::guard::Shared;
 
 /// The `[turn]` keys [`apply`] changes live.
