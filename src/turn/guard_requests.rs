@@ -99,10 +99,14 @@ impl Guard {
                 Some(key),
             ));
         };
-        if let Some(why) = peers
-            .iter()
-            .find_map(|p| self.shared.policy.check(*p).err())
-        {
+        // A permission is IP-wide (own relay ports are checked per datagram); a channel is
+        // bound to one transport address.
+        let policy = &self.shared.policy;
+        let allowed = |p: &SocketAddr| match method {
+            METHOD_CREATE_PERMISSION => policy.check_permission(*p),
+            _ => policy.check(*p),
+        };
+        if let Some(why) = peers.iter().find_map(|p| allowed(p).err()) {
             Counters::bump(&self.shared.counters.refused_403);
             crate::counters::TURN_REFUSALS.peer.bump(why.label());
             return reply(wire::error_response(m, method, 403, "Forbidden", Some(key)));

@@ -5,8 +5,8 @@
 //! rest of `[turn]` (listeners, relay addresses and port range, realm, static users,
 //! max_clients, bandwidth, credential lifetime) needs a restart; `ops/reload.rs` names it.
 
-use crate::config::TurnConfig;
 use super::guard::Shared;
+use crate::config::TurnConfig;
 
 /// The `[turn]` keys [`apply`] changes live.
 pub const LIVE_KEYS: &[&str] = &[

@@ -188,7 +188,27 @@ impl PeerPolicy {
         true
     }
 
-    /// May a relay send to (and accept a permission for) `peer`?
+    /// May a client install a permission (CreatePermission) for `peer`'s IP address?
+    ///
+    /// Permissions are per IP address, the port is ignored (RFC 8656 §9). For our own relay
+    /// addresses the port decides, and it is checked on every datagram instead ([`check`]),
+    /// so here any port of the relay range is accepted: the peer's relay candidates on this
+    /// same server come and go (a browser frees its duplicate allocations right after
+    /// gathering, yet has already sent their candidates), and a 403 for one that has just
+    /// closed makes Firefox give up on every candidate at that address, so a relayed call
+    /// between two clients of this server fails.
+    ///
+    /// [`check`]: PeerPolicy::check
+    pub fn check_permission(&self, peer: SocketAddr) -> Result<(), Refusal> {
+        let canon = canonical(peer.ip());
+        let ours = self.own.contains(&canon) && peer.ip().is_ipv4() == canon.is_ipv4();
+        if ours && peer.port() != 0 && self.relay_ports.contains(&peer.port()) {
+            return Ok(());
+        }
+        self.check(peer)
+    }
+
+    /// May a relay send to (and bind a channel for) `peer`?
     pub fn check(&self, peer: SocketAddr) -> Result<(), Refusal> {
         let ip = peer.ip();
         let canon = canonical(ip);
@@ -352,6 +372,26 @@ mod tests {
         let p = policy();
         assert_eq!(p.check(addr("8.8.8.8:3478")), Ok(()));
         assert_eq!(p.check(addr("[2606:4700::1111]:443")), Ok(()));
+    }
+
+    #[test]
+    fn a_permission_for_our_own_relay_address_needs_a_relay_port_not_a_live_one() {
+        let p = policy();
+        // 50001 is in the relay range but no relay socket is open there.
+        assert_eq!(p.check(addr("127.0.0.1:50001")), Err(Refusal::OwnAddress));
+        assert_eq!(p.check_permission(addr("127.0.0.1:50001")), Ok(()));
+        assert_eq!(
+            p.check_permission(addr("127.0.0.1:8080")),
+            Err(Refusal::OwnAddress)
+        );
+        assert_eq!(
+            p.check_permission(addr("[::ffff:127.0.0.1]:50001")),
+            Err(Refusal::EmbeddedIpv4)
+        );
+        assert_eq!(
+            p.check_permission(addr("127.0.0.2:50001")),
+            Err(Refusal::Denied)
+        );
     }
 
     #[test]
