@@ -251,7 +251,7 @@ fn allowed_origins(config: &Config, http_addr: SocketAddr) -> Vec<String> {
             .server
             .extra_origins
             .iter()
-            .map(|o| o.trim_end_matches('/').to_ascii_lowercase()),
+            .map(|o| crate::net::normalize_origin(o)),
     );
     origins
 }

@@ -9,13 +9,15 @@
 //! [`config`] reads `config.toml`; [`app`] starts everything and owns graceful shutdown;
 //! [`ops`] is what an operator needs on a server (systemd, reloads, metrics), fed by the
 //! [`counters`] the jobs bump; [`net`] holds the address helpers the per-address limits share;
-//! [`shutdown`] says how long each part of a graceful stop may take.
+//! [`rate`] is the one token bucket; [`lock`] the one mutex poison policy; [`shutdown`] says how long each part of a graceful stop may take.
 
 pub mod app;
 pub mod config;
 pub mod counters;
+pub mod lock;
 pub mod net;
 pub mod ops;
+pub mod rate;
 pub mod shutdown;
 pub mod signaling;
 pub mod turn;

@@ -81,7 +81,7 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         allowed_origins: ctx
             .allowed_origins
             .iter()
-            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .map(|o| crate::net::normalize_origin(o))
             .collect(),
         ice: ctx.ice,
         switchboard,

@@ -36,6 +36,7 @@ use tokio_util::task::TaskTracker;
 pub use crate::config::secrets;
 pub use crate::config::turn::{TurnConfig, TurnUser};
 
+use crate::lock::lock;
 use admission::{Admission, Kind};
 use credentials::Credentials;
 use guard::Shared;
@@ -275,7 +276,7 @@ impl TurnServer {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        if let Ok(mut l) = sweeper.limiter.lock() { l.sweep(Instant::now()) }
+                        lock(&sweeper.limiter, "TURN limiter").sweep(Instant::now());
                         sweeper.budgets.sweep(Instant::now());
                     }
                     _ = stop.cancelled() => break,
@@ -315,10 +316,7 @@ impl TurnServer {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let id = match self.shared.logins.lock() {
-            Ok(mut logins) => logins.grant(login),
-            Err(_) => return (serde_json::json!([]), self.ttl),
-        };
+        let id = lock(&self.shared.logins, "TURN logins").grant(login);
         let (username, credential) = self.shared.creds.mint(&id, now + self.ttl.as_secs());
         let host = match self.public_host.parse::<std::net::Ipv6Addr>() {
             Ok(_) => format!("[{}]", self.public_host),
@@ -349,9 +347,7 @@ impl TurnServer {
     /// The login `login` ended: its credentials make no new allocation from now on (401), while
     /// allocations it already holds keep working until they end.
     pub fn revoke_login(&self, login: &str) {
-        if let Ok(mut logins) = self.shared.logins.lock() {
-            logins.revoke(login);
-        }
+        lock(&self.shared.logins, "TURN logins").revoke(login);
     }
 
     /// Serve TURN on an already-accepted byte stream (TURN over TLS on the HTTPS port).
@@ -377,7 +373,7 @@ impl TurnServer {
         let c = &self.shared.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         TurnStats {
-            allocations: self.shared.quotas.lock().map(|q| q.total()).unwrap_or(0),
+            allocations: lock(&self.shared.quotas, "TURN quotas").total(),
             refused_401: load(&c.refused_401),
             refused_403: load(&c.refused_403),
             refused_440: load(&c.refused_440),
@@ -388,8 +384,8 @@ impl TurnServer {
             unauth_dropped: load(&c.unauth_dropped),
             clients_refused: load(&c.clients_refused),
             clients: self.env.admission.in_use(),
-            limiter_entries: self.shared.limiter.lock().map(|l| l.tracked()).unwrap_or(0),
-            live_logins: self.shared.logins.lock().map(|l| l.len()).unwrap_or(0),
+            limiter_entries: lock(&self.shared.limiter, "TURN limiter").tracked(),
+            live_logins: lock(&self.shared.logins, "TURN logins").len(),
         }
     }
 
