@@ -1,6 +1,7 @@
 //! callbox: self-hosted 1:1 video calls in one process.
 //!
-//! The process does three jobs, each in its own folder, and they meet only in [`app`]:
+//! The process does three jobs, each in its own folder, and they meet only in [`app`]
+//! (docs/architecture.md draws it; tests/layers.rs checks the import rule):
 //! - [`web`] serves the embedded call page over HTTP(S), and owns the listening socket on the
 //!   HTTPS port (including the first-byte split that lets TURN share port 443);
 //! - [`signaling`] is the WebSocket relay: logins, presence, chat and call set-up messages;
