@@ -41,8 +41,9 @@ pub struct RateLimit {
     patience: TokenBucket,
 }
 
+/// What [`RateLimit::check`] says about one message (not TURN's `guard::Verdict`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum RateVerdict {
     Accept,
     Refuse,
     Flood,
@@ -57,13 +58,13 @@ impl RateLimit {
         }
     }
 
-    pub fn check(&mut self, now: Instant) -> Verdict {
+    pub fn check(&mut self, now: Instant) -> RateVerdict {
         if self.messages.take(now) {
-            Verdict::Accept
+            RateVerdict::Accept
         } else if self.patience.take(now) {
-            Verdict::Refuse
+            RateVerdict::Refuse
         } else {
-            Verdict::Flood
+            RateVerdict::Flood
         }
     }
 }
@@ -134,12 +135,12 @@ mod tests {
         let t0 = Instant::now();
         let mut limit = RateLimit::new(10, 40, t0);
         let accepted = (0..100)
-            .filter(|_| limit.check(t0) == Verdict::Accept)
+            .filter(|_| limit.check(t0) == RateVerdict::Accept)
             .count();
         assert_eq!(accepted, 50);
         assert_eq!(
             limit.check(t0 + Duration::from_millis(100)),
-            Verdict::Accept
+            RateVerdict::Accept
         );
     }
 
@@ -147,16 +148,16 @@ mod tests {
     fn sustained_flood_is_detected_but_mild_excess_is_only_refused() {
         let t0 = Instant::now();
         let mut limit = RateLimit::new(10, 20, t0);
-        let verdicts: Vec<Verdict> = (0..30 + 20).map(|_| limit.check(t0)).collect();
-        assert!(verdicts[..30].iter().all(|v| *v == Verdict::Accept));
-        assert!(verdicts[30..].iter().all(|v| *v == Verdict::Refuse));
-        assert_eq!(limit.check(t0), Verdict::Flood);
+        let verdicts: Vec<RateVerdict> = (0..30 + 20).map(|_| limit.check(t0)).collect();
+        assert!(verdicts[..30].iter().all(|v| *v == RateVerdict::Accept));
+        assert!(verdicts[30..].iter().all(|v| *v == RateVerdict::Refuse));
+        assert_eq!(limit.check(t0), RateVerdict::Flood);
 
         // Twice the rate for 10 s: refusals, never a flood.
         let mut limit = RateLimit::new(10, 20, t0);
         for i in 0..200u64 {
             let v = limit.check(t0 + Duration::from_millis(50 * i));
-            assert_ne!(v, Verdict::Flood, "message {i}");
+            assert_ne!(v, RateVerdict::Flood, "message {i}");
         }
     }
 

@@ -9,12 +9,12 @@
 //! The wire format is written up in docs/protocol.md.
 
 pub mod attempts;
-pub mod connection;
+pub(crate) mod connection;
 pub mod hub;
-pub mod limits;
+pub(crate) mod limits;
 pub mod names;
-pub mod outbound;
-pub mod presence;
+pub(crate) mod outbound;
+pub(crate) mod presence;
 pub mod protocol;
 mod room;
 pub mod switchboard;
