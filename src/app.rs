@@ -93,6 +93,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let checked = config.checked()?;
     let (certs, tls) = tls_setup(&config, &checked)?;
     let (listener, http_addr) = bind_http(config.server.listen).await?;
+    let grace = grace(&config);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let turn_on_https = tls.is_some() && config.turn.enabled && config.turn.on_https_port;
@@ -143,8 +144,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         switchboard,
         shutdown,
         tasks,
-        grace: crate::shutdown::StopBudget::new(config.server.shutdown_grace_secs).grace,
+        grace,
     })
+}
+
+/// The one wait of a shutdown (`crate::shutdown`); a longer setting is capped, and said so.
+fn grace(config: &Config) -> Duration {
+    let asked = config.server.shutdown_grace_secs;
+    let grace = crate::shutdown::StopBudget::new(asked).grace;
+    if grace.as_secs() < asked {
+        tracing::warn!(
+            "server.shutdown_grace_secs = {asked} is capped at {grace:?}, so a stop fits \
+             systemd's TimeoutStopSec=10"
+        );
+    }
+    grace
 }
 
 /// With `[tls]`: the certificate store and the one rustls config built on it.
