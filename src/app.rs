@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Checked, Config};
 use crate::ops::certs::CertStore;
 use crate::ops::stats::Sources;
 use crate::signaling::SignalingContext;
@@ -95,78 +95,34 @@ impl Running {
 /// is bound.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let checked = config.checked()?;
-    let tls = match config.tls.enabled {
-        true => Some(web::tls::server_config(
-            &config.tls,
-            checked.pem.as_deref(),
-            &config.server.public_host,
-        )?),
-        false => None,
-    };
-    let certs = tls.as_ref().map(|t| Arc::clone(&t.certs));
-    let tls = tls.map(|t| t.config);
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|source| StartError::BindHttp {
-            addr: config.server.listen,
-            source,
-        })?;
-    let http_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::BindHttp {
-            addr: config.server.listen,
-            source,
-        })?;
-
+    let (certs, tls) = tls_setup(&config, &checked)?;
+    let (listener, http_addr) = bind_http(config.server.listen).await?;
+    let grace = grace(&config);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let turn_on_https = tls.is_some() && config.turn.enabled && config.turn.on_https_port;
+    let https_port = turn_on_https.then_some(http_addr.port());
     let turn = match config.turn.enabled {
-        true => Some(Arc::new(
-            TurnServer::start_tracked(
-                &config.turn,
-                TurnContext {
-                    public_host: config.server.public_host.clone(),
-                    https_port: turn_on_https.then_some(http_addr.port()),
-                    tls: tls.clone(),
-                    shutdown: shutdown.clone(),
-                },
-                tasks.clone(),
-            )
-            .await?,
-        )),
+        true => Some(start_turn(&config, &tls, https_port, &shutdown, &tasks).await?),
         false => None,
     };
-
     let url = public_url(&config, http_addr);
-    let ice: Arc<dyn IceServerSource> = match &turn {
-        Some(turn) => Arc::new(TurnIce(Arc::clone(turn))),
-        None => Arc::new(NoIce),
-    };
     let switchboard = Arc::new(LocalSwitchboard::new(HubConfig::new(
         &config.signaling,
         &config.rooms,
     )));
-    let signaling_ctx = SignalingContext {
+    let ws = SignalingContext {
         config: config.signaling.clone(),
         rooms: config.rooms.clone(),
         allowed_origins: allowed_origins(&config, http_addr),
-        ice,
+        ice: ice_source(&turn),
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
     };
     let routes = web::assets::router()
         .merge(crate::ops::metrics::readyz_router(shutdown.clone()))
-        .merge(signaling::router_with(signaling_ctx, switchboard.clone()));
-    let divert: Option<web::server::Divert> = match (&turn, turn_on_https) {
-        (Some(turn), true) => {
-            let turn = Arc::clone(turn);
-            Some(Arc::new(move |stream, peer, local| {
-                turn.serve_stream(stream, peer, local)
-            }))
-        }
-        _ => None,
-    };
+        .merge(signaling::router_with(ws, switchboard.clone()));
+    let divert = turn.as_ref().filter(|_| turn_on_https).map(divert_to);
     tasks.spawn(web::server::serve(
         listener,
         routes,
@@ -181,20 +137,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         turn: turn.clone(),
         certs: certs.clone(),
     });
-    let metrics_addr = crate::ops::serve::metrics(&config, &sources, &shutdown, &tasks).await?;
-    if let Some(certs) = &certs {
-        tasks.spawn(crate::ops::certs::watch(
-            Arc::clone(certs),
-            shutdown.clone(),
-        ));
-    }
-    let challenges = certs.as_ref().map(|c| c.challenges());
+    let metrics_addr = spawn_ops(&config, &sources, &shutdown, &tasks).await?;
+    let challenges = sources.certs.as_ref().map(|c| c.challenges());
     let redirect_addr =
         web::redirect::start(&config, http_addr.port(), challenges, &shutdown, &tasks).await?;
-    if let (Some(certs), Some(acme)) = (&certs, &config.tls.acme) {
-        let (acme, certs) = (acme.clone(), Arc::clone(certs));
-        tasks.spawn(crate::ops::acme::run(acme, certs, shutdown.clone()));
-    }
     Ok(Running {
         http_addr,
         url,
@@ -206,8 +152,99 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         switchboard,
         shutdown,
         tasks,
-        grace: crate::shutdown::StopBudget::new(config.server.shutdown_grace_secs).grace,
+        grace,
     })
+}
+
+/// The one wait of a shutdown (`crate::shutdown`); a longer setting is capped, and said so.
+fn grace(config: &Config) -> Duration {
+    let asked = config.server.shutdown_grace_secs;
+    let grace = crate::shutdown::StopBudget::new(asked).grace;
+    if grace.as_secs() < asked {
+        tracing::warn!(
+            "server.shutdown_grace_secs = {asked} is capped at {grace:?}, so a stop fits \
+             systemd's TimeoutStopSec=10"
+        );
+    }
+    grace
+}
+
+/// With `[tls]`: the certificate store and the one rustls config built on it.
+type Tls = (Option<Arc<CertStore>>, Option<Arc<rustls::ServerConfig>>);
+
+fn tls_setup(config: &Config, checked: &Checked) -> Result<Tls, StartError> {
+    if !config.tls.enabled {
+        return Ok((None, None));
+    }
+    let certs = certificates(config, checked)?;
+    // TLS-ALPN-01: the CA's validator offers only acme-tls/1; the store's resolver answers it.
+    let extra_alpn: &[&[u8]] = match config.tls.acme {
+        Some(_) => &[crate::ops::acme_challenges::ACME_TLS_ALPN],
+        None => &[],
+    };
+    let tls = web::tls::server_config(Arc::clone(&certs) as _, extra_alpn)?;
+    Ok((Some(certs), Some(tls)))
+}
+
+/// What ops adds on the same token and tracker: `/metrics`, and the certificate watch.
+async fn spawn_ops(
+    config: &Config,
+    sources: &Arc<Sources>,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Option<SocketAddr>, StartError> {
+    let metrics_addr = crate::ops::serve::metrics(config, sources, shutdown, tasks).await?;
+    if let Some(certs) = &sources.certs {
+        tasks.spawn(crate::ops::certs::watch(
+            Arc::clone(certs),
+            shutdown.clone(),
+        ));
+    }
+    if let (Some(certs), Some(acme)) = (&sources.certs, &config.tls.acme) {
+        let (acme, certs) = (acme.clone(), Arc::clone(certs));
+        tasks.spawn(crate::ops::acme::run(acme, certs, shutdown.clone()));
+    }
+    Ok(metrics_addr)
+}
+
+async fn bind_http(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let failed = |source| StartError::BindHttp { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
+}
+
+/// TURN on the process's one token and tracker, with the HTTPS port for `turns:` URLs when
+/// it also serves TURN over TLS there.
+async fn start_turn(
+    config: &Config,
+    tls: &Option<Arc<rustls::ServerConfig>>,
+    https_port: Option<u16>,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Arc<TurnServer>, StartError> {
+    let ctx = TurnContext {
+        public_host: config.server.public_host.clone(),
+        https_port,
+        tls: tls.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let turn = TurnServer::start_tracked(&config.turn, ctx, tasks.clone()).await?;
+    Ok(Arc::new(turn))
+}
+
+/// Where signaling gets the ICE servers it hands to each login.
+fn ice_source(turn: &Option<Arc<TurnServer>>) -> Arc<dyn IceServerSource> {
+    match turn {
+        Some(turn) => Arc::new(TurnIce(Arc::clone(turn))),
+        None => Arc::new(NoIce),
+    }
+}
+
+/// TURN-over-TLS streams the web listener's first-byte split hands over.
+fn divert_to(turn: &Arc<TurnServer>) -> web::server::Divert {
+    let turn = Arc::clone(turn);
+    Arc::new(move |stream, peer, local| turn.serve_stream(stream, peer, local))
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads `config_path`
@@ -233,6 +270,31 @@ pub fn init_logging() {
     } else {
         builder.try_init()
     };
+}
+
+/// The certificate store of `[tls]`: certbot's files as validation read them (reloaded live
+/// by `ops::certs::watch`), or a self-signed certificate for the public host.
+fn certificates(config: &Config, checked: &Checked) -> Result<Arc<CertStore>, web::tls::TlsError> {
+    let store = match (&checked.pem, config.tls.self_signed) {
+        _ if config.tls.acme.is_some() => {
+            crate::ops::acme::initial_store(&config.tls, &config.server.public_host)?
+        }
+        (_, true) => {
+            let (chain, key) = web::tls::self_signed(&config.server.public_host)?;
+            CertStore::new(chain, key, None)?
+        }
+        (Some(pem), false) => CertStore::new(
+            pem.chain.clone(),
+            pem.key.clone_key(),
+            Some((pem.cert_path.clone(), pem.key_path.clone())),
+        )?,
+        (None, false) => {
+            return Err(web::tls::TlsError::SelfSigned(
+                "tls.cert and tls.key are required unless tls.self_signed = true".into(),
+            ))
+        }
+    };
+    Ok(Arc::new(store))
 }
 
 fn public_url(config: &Config, http_addr: SocketAddr) -> String {
@@ -263,7 +325,7 @@ fn allowed_origins(config: &Config, http_addr: SocketAddr) -> Vec<String> {
             .server
             .extra_origins
             .iter()
-            .map(|o| o.trim_end_matches('/').to_ascii_lowercase()),
+            .map(|o| crate::net::normalize_origin(o)),
     );
     origins
 }

@@ -4,7 +4,7 @@
 //! [`tokio_util::sync::CancellationToken`] (both made in `app::start`); on SIGTERM the token is
 //! cancelled and the process waits for the tracker for at most `server.shutdown_grace_secs`,
 //! once. Nothing else on the stop path waits, so the time from SIGTERM to exit is the grace
-//! plus the runtime's own teardown, and `config::server` caps the grace so that this fits the
+//! plus the runtime's own teardown, and the grace is capped (a longer setting is logged) so this fits the
 //! systemd unit's `TimeoutStopSec` (checked against systemd/callbox.service by a test here).
 //! The layers' own waits inside that grace are derived from it ([`StopBudget`]).
 
@@ -31,7 +31,7 @@ pub struct StopBudget {
 }
 
 impl StopBudget {
-    /// The budget for `shutdown_grace_secs` (capped as config validation caps it).
+    /// The budget for `shutdown_grace_secs`, capped at [`MAX_SHUTDOWN_GRACE_SECS`].
     pub fn new(grace_secs: u64) -> StopBudget {
         let grace = Duration::from_secs(grace_secs.min(MAX_SHUTDOWN_GRACE_SECS));
         StopBudget {
@@ -61,7 +61,11 @@ mod tests {
         assert_eq!(Duration::from_secs(secs), UNIT_STOP_TIMEOUT);
         let longest = StopBudget::new(MAX_SHUTDOWN_GRACE_SECS);
         assert!(longest.worst_case() <= UNIT_STOP_TIMEOUT, "{longest:?}");
-        assert_eq!(StopBudget::new(u64::MAX), longest, "capped like the config");
+        assert_eq!(
+            StopBudget::new(u64::MAX),
+            longest,
+            "a longer setting is capped"
+        );
     }
 
     #[test]

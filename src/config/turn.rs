@@ -93,6 +93,19 @@ impl Default for TurnConfig {
 
 impl TurnConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_relay()?;
+        self.validate_credentials()?;
+        self.validate_limits()?;
+        for (i, cidr) in self.allow_peers.iter().enumerate() {
+            cidr.parse::<ipnet::IpNet>().map_err(|err| {
+                ConfigError::invalid(format!("turn.allow_peers[{i}]"), format!("{cidr:?}: {err}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Relay ports, relay addresses and the advertised external address.
+    fn validate_relay(&self) -> Result<(), ConfigError> {
         if self.relay_port_min == 0 || self.relay_port_min > self.relay_port_max {
             return Err(ConfigError::invalid(
                 "turn.relay_port_min",
@@ -129,6 +142,11 @@ impl TurnConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Secrets random enough, a sane credential lifetime, well-formed static users.
+    fn validate_credentials(&self) -> Result<(), ConfigError> {
         for (i, secret) in self.secrets.iter().enumerate() {
             if let Some(why) = super::secrets::weakness(secret) {
                 return Err(ConfigError::invalid(format!("turn.secrets[{i}]"), why));
@@ -140,6 +158,19 @@ impl TurnConfig {
                 "must be between 60 and 604800 (one week)",
             ));
         }
+        for (i, user) in self.users.iter().enumerate() {
+            if user.name.is_empty() || user.name.contains(':') || user.password.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("turn.users[{i}]"),
+                    "name must be non-empty without ':' and password non-empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every allocation and client cap at least 1.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("turn.max_allocations", self.max_allocations),
             (
@@ -157,19 +188,6 @@ impl TurnConfig {
                 "turn.max_clients",
                 "must be at least 1",
             ));
-        }
-        for (i, user) in self.users.iter().enumerate() {
-            if user.name.is_empty() || user.name.contains(':') || user.password.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("turn.users[{i}]"),
-                    "name must be non-empty without ':' and password non-empty",
-                ));
-            }
-        }
-        for (i, cidr) in self.allow_peers.iter().enumerate() {
-            cidr.parse::<ipnet::IpNet>().map_err(|err| {
-                ConfigError::invalid(format!("turn.allow_peers[{i}]"), format!("{cidr:?}: {err}"))
-            })?;
         }
         Ok(())
     }

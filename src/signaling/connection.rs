@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempts::AccessGuard;
 use super::hub::{ConnId, Outbound};
-use super::limits::{PerIpLimit, RateLimit, Verdict};
+use super::limits::{PerIpLimit, RateLimit, RateVerdict as Verdict};
 use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
 use super::switchboard::{Mailbox, Switchboard};
 use super::writer::{frame_for, write_loop};

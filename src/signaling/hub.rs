@@ -7,11 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use base64::Engine;
 
 use super::names;
-use super::presence::PresenceMode;
-use super::protocol::{
-    Dialect, ErrorCode, Limits, LoginFailure, LoginRequest, Routed, ServerMsg, TutorialKind,
-};
-use super::room::{send, Room, User};
+use super::protocol::{Dialect, ErrorCode, Limits, Routed, ServerMsg, TutorialKind};
+use super::room::{send, Room};
 use crate::config::RoomConfig;
 use crate::signaling::SignalingConfig;
 
@@ -139,114 +136,6 @@ impl Hub {
         vec![send(conn, ServerMsg::Id { id: conn.0 })]
     }
 
-    /// Logs `conn` in; the deliveries to make, and whether it worked (the socket edge counts
-    /// wrong access codes per client address).
-    pub fn login(
-        &mut self,
-        conn: ConnId,
-        req: LoginRequest,
-    ) -> (Vec<Delivery>, Result<(), LoginFailure>) {
-        let limits = self.config.limits();
-        let fail = |reason| {
-            let msg = ServerMsg::LoginFailed { reason, limits };
-            (vec![send(conn, msg)], Err(reason))
-        };
-        let Some(c) = self.conns.get(&conn) else {
-            return (Vec::new(), Err(LoginFailure::AlreadyLoggedIn));
-        };
-        if c.user.is_some() {
-            return fail(LoginFailure::AlreadyLoggedIn);
-        }
-        let room_key = c.room.clone();
-        if let Some(code) = self.config.required_code(&room_key) {
-            if !names::code_matches(code, req.access_code.as_deref()) {
-                return fail(LoginFailure::BadAccessCode);
-            }
-        }
-        let max = self.config.name_max_chars;
-        let Some(mut name) = names::valid_name(&req.name, max) else {
-            return fail(LoginFailure::InvalidName);
-        };
-        self.dirty.insert(room_key.clone());
-        let room = self.rooms.entry(room_key).or_default();
-        let mut out = Vec::new();
-        let mut peer = None;
-        if let Some(holder) = room.users.get(&names::key(&name)) {
-            if names::code_matches(&holder.token, req.token.as_deref()) {
-                // Reclaim: the same person on a new connection. The call (if any) carries over,
-                // since the peer addresses it by name.
-                let stale = holder.conn;
-                out.push(send(
-                    stale,
-                    ServerMsg::error(
-                        ErrorCode::Replaced,
-                        "This name was taken over by a new connection.",
-                    ),
-                ));
-                out.push(Delivery {
-                    to: stale,
-                    out: Outbound::Close {
-                        code: CLOSE_REPLACED,
-                        reason: "replaced",
-                    },
-                });
-                if let Some(stale_conn) = self.conns.get_mut(&stale) {
-                    stale_conn.user = None;
-                }
-                peer = room.remove_user(&names::key(&name)).and_then(|u| u.peer);
-            } else if req.dialect == Dialect::Mdn {
-                // Bounded: among users.len() + 1 candidates at least one is free.
-                let free = (2..=room.users.len() as u32 + 2)
-                    .map(|n| names::variant(&name, n, max))
-                    .find(|v| !room.users.contains_key(&names::key(v)));
-                let Some(free) = free else {
-                    return fail(LoginFailure::NameTaken);
-                };
-                out.push(send(conn, ServerMsg::RejectUsername { name: free.clone() }));
-                name = free;
-            } else {
-                return fail(LoginFailure::NameTaken);
-            }
-        }
-        let token = new_token();
-        let key = names::key(&name);
-        let user = User {
-            name: name.clone(),
-            conn,
-            dialect: req.dialect,
-            token: token.clone(),
-            presence: match (req.dialect, req.presence_deltas) {
-                (Dialect::Tutorial, true) => PresenceMode::Delta,
-                _ => PresenceMode::Full,
-            },
-            peer,
-        };
-        room.insert_user(key.clone(), user);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.user = Some(key);
-        }
-        let ice = None;
-        out.push(send(
-            conn,
-            ServerMsg::LoginOk {
-                name,
-                token,
-                ice,
-                limits,
-            },
-        ));
-        // The list once; everyone else hears of this login in the next batch.
-        let frames = match req.dialect {
-            Dialect::Tutorial if req.presence_deltas => room.snapshot_chunks(),
-            _ => vec![room.snapshot()],
-        };
-        out.extend(frames.into_iter().map(|frame| Delivery {
-            to: conn,
-            out: Outbound::Frame(frame),
-        }));
-        (out, Ok(()))
-    }
-
     /// Chat and targeted messages from a logged-in connection.
     pub fn route(&mut self, conn: ConnId, msg: Routed, now_ms: u64) -> Vec<Delivery> {
         let error = |code, message: String| vec![send(conn, ServerMsg::error(code, message))];
@@ -274,77 +163,39 @@ impl Hub {
         };
         let target = match &msg {
             Routed::Chat { text } => {
-                let max = config.chat_max_chars;
-                if text.chars().count() > max {
-                    return error(
-                        ErrorCode::TooLong,
-                        format!("Chat messages are at most {max} characters."),
-                    );
-                }
-                let mut out = Vec::new();
-                let chat = ServerMsg::Chat {
-                    name: sender,
-                    text: text.clone(),
-                    date: now_ms,
-                };
-                room.broadcast(&chat, &mut out);
-                return out;
+                return chat(room, sender, text, config.chat_max_chars, now_ms)
+                    .unwrap_or_else(|message| error(ErrorCode::TooLong, message));
             }
-            Routed::Call { target, .. } | Routed::Tutorial { target, .. } => target,
+            Routed::Call { target, .. } | Routed::Tutorial { target, .. } => target.as_deref(),
         };
-        let target_key = match target {
-            Some(target) => names::key(target.trim()),
-            // A hang-up/leave without a target ends the sender's current call; without one
-            // there is nothing to end and nobody to tell.
-            None => match room.peer_of(sender_key) {
-                Some(peer) => peer.to_string(),
-                None => return Vec::new(),
-            },
+        // A hang-up/leave without a target ends the sender's current call; without one
+        // there is nothing to end and nobody to tell.
+        let Some(target_key) = target
+            .map(|t| names::key(t.trim()))
+            .or_else(|| room.peer_of(sender_key).map(str::to_string))
+        else {
+            return Vec::new();
         };
         let Some((to, to_name)) = room
             .users
             .get(&target_key)
             .map(|u| (u.conn, u.name.clone()))
         else {
-            let shown = super::protocol::truncate(target.as_deref().unwrap_or(""));
+            let shown = super::protocol::truncate(target.unwrap_or(""));
             return error(
                 ErrorCode::UnknownTarget,
                 format!("No user named \"{shown}\" is online in this room."),
             );
         };
-        let delivered = match msg {
-            Routed::Chat { .. } => return Vec::new(),
-            Routed::Call { kind, mut body, .. } => {
-                room.apply(kind.effect(), sender_key, &target_key);
-                let who = (room_key, sender_key, target_key.as_str());
-                calls.message(
-                    who,
-                    (kind.as_str(), kind.effect()),
-                    Some(&body),
-                    std::time::Instant::now(),
-                );
-                if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
-                    body.insert("target".into(), to_name.into());
-                }
-                ServerMsg::relay(body, &sender)
-            }
-            Routed::Tutorial { kind, payload, .. } => {
-                room.apply(kind.effect(), sender_key, &target_key);
-                let who = (room_key, sender_key, target_key.as_str());
-                calls.message(
-                    who,
-                    (kind.as_str(), kind.effect()),
-                    None,
-                    std::time::Instant::now(),
-                );
-                ServerMsg::Tutorial {
-                    kind,
-                    name: sender,
-                    payload,
-                }
-            }
-        };
-        vec![send(to, delivered)]
+        let (from, to_key) = (
+            Party {
+                key: sender_key,
+                name: sender,
+            },
+            (target_key, to_name),
+        );
+        relay(room, msg, from, to_key, (calls, room_key))
+            .map_or_else(Vec::new, |m| vec![send(to, m)])
     }
 
     /// The connection is gone: its name is freed, its call partner told, the room updated.
@@ -449,6 +300,70 @@ impl Hub {
         stats
     }
 }
+
+/// The sender of a routed message: its key in the room, and its name as shown.
+struct Party<'a> {
+    key: &'a str,
+    name: String,
+}
+
+/// A chat line to everyone in the room, or why it is refused.
+fn chat(
+    room: &mut Room,
+    name: String,
+    text: &str,
+    max: usize,
+    now_ms: u64,
+) -> Result<Vec<Delivery>, String> {
+    if text.chars().count() > max {
+        return Err(format!("Chat messages are at most {max} characters."));
+    }
+    let mut out = Vec::new();
+    let chat = ServerMsg::Chat {
+        name,
+        text: text.to_string(),
+        date: now_ms,
+    };
+    room.broadcast(&chat, &mut out);
+    Ok(out)
+}
+
+/// A call signal for `to` (key, shown name), after applying its effect on who is in a call
+/// with whom and noting it in the call log (of `room_key`); `None` for a chat, which
+/// [`Hub::route`] handles before.
+fn relay(
+    room: &mut Room,
+    msg: Routed,
+    from: Party<'_>,
+    (to_key, to_name): (String, String),
+    (calls, room_key): (&mut super::call_log::CallLog, &str),
+) -> Option<ServerMsg> {
+    let who = (room_key, from.key, to_key.as_str());
+    let now = std::time::Instant::now();
+    match msg {
+        Routed::Chat { .. } => None,
+        Routed::Call { kind, mut body, .. } => {
+            room.apply(kind.effect(), from.key, &to_key);
+            calls.message(who, (kind.as_str(), kind.effect()), Some(&body), now);
+            if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
+                body.insert("target".into(), to_name.into());
+            }
+            Some(ServerMsg::relay(body, &from.name))
+        }
+        Routed::Tutorial { kind, payload, .. } => {
+            room.apply(kind.effect(), from.key, &to_key);
+            calls.message(who, (kind.as_str(), kind.effect()), None, now);
+            Some(ServerMsg::Tutorial {
+                kind,
+                name: from.name,
+                payload,
+            })
+        }
+    }
+}
+
+#[path = "hub_login.rs"]
+mod login;
 
 #[cfg(test)]
 #[path = "hub_tests.rs"]

@@ -7,13 +7,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// `rate` tokens per second, holding at most `capacity`.
+use crate::rate::Bucket;
+
+/// `rate` tokens per second, holding at most `capacity` (a [`Bucket`] with its settings).
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,
     capacity: f64,
-    tokens: f64,
-    last: Instant,
+    bucket: Bucket,
 }
 
 impl TokenBucket {
@@ -22,22 +23,13 @@ impl TokenBucket {
         TokenBucket {
             rate: f64::from(rate),
             capacity,
-            tokens: capacity,
-            last: now,
+            bucket: Bucket::full(capacity, now),
         }
     }
 
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.bucket.take(1.0, self.rate, self.capacity, now)
     }
 }
 
@@ -49,8 +41,9 @@ pub struct RateLimit {
     patience: TokenBucket,
 }
 
+/// What [`RateLimit::check`] says about one message (not TURN's `guard::Verdict`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum RateVerdict {
     Accept,
     Refuse,
     Flood,
@@ -65,13 +58,13 @@ impl RateLimit {
         }
     }
 
-    pub fn check(&mut self, now: Instant) -> Verdict {
+    pub fn check(&mut self, now: Instant) -> RateVerdict {
         if self.messages.take(now) {
-            Verdict::Accept
+            RateVerdict::Accept
         } else if self.patience.take(now) {
-            Verdict::Refuse
+            RateVerdict::Refuse
         } else {
-            Verdict::Flood
+            RateVerdict::Flood
         }
     }
 }
@@ -102,7 +95,7 @@ impl PerIpLimit {
     /// A slot for `ip`, or None when it already has `max` connections open.
     pub fn acquire(&self, ip: IpAddr) -> Option<IpSlot> {
         let ip = bucket_of(ip);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = crate::lock::lock(&self.open, "WebSocket per-address count");
         let count = open.entry(ip).or_insert(0);
         if *count >= self.max {
             return None;
@@ -117,7 +110,7 @@ impl PerIpLimit {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = crate::lock::lock(&self.open, "WebSocket per-address count");
         if let Some(count) = open.get_mut(&self.ip) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -129,13 +122,7 @@ impl Drop for IpSlot {
 
 /// The unit addresses are counted in: the address itself, or for IPv6 its /64.
 pub(crate) fn bucket_of(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
-        v4 => v4,
-    }
+    crate::net::client_key(ip)
 }
 
 #[cfg(test)]
@@ -148,12 +135,12 @@ mod tests {
         let t0 = Instant::now();
         let mut limit = RateLimit::new(10, 40, t0);
         let accepted = (0..100)
-            .filter(|_| limit.check(t0) == Verdict::Accept)
+            .filter(|_| limit.check(t0) == RateVerdict::Accept)
             .count();
         assert_eq!(accepted, 50);
         assert_eq!(
             limit.check(t0 + Duration::from_millis(100)),
-            Verdict::Accept
+            RateVerdict::Accept
         );
     }
 
@@ -161,16 +148,16 @@ mod tests {
     fn sustained_flood_is_detected_but_mild_excess_is_only_refused() {
         let t0 = Instant::now();
         let mut limit = RateLimit::new(10, 20, t0);
-        let verdicts: Vec<Verdict> = (0..30 + 20).map(|_| limit.check(t0)).collect();
-        assert!(verdicts[..30].iter().all(|v| *v == Verdict::Accept));
-        assert!(verdicts[30..].iter().all(|v| *v == Verdict::Refuse));
-        assert_eq!(limit.check(t0), Verdict::Flood);
+        let verdicts: Vec<RateVerdict> = (0..30 + 20).map(|_| limit.check(t0)).collect();
+        assert!(verdicts[..30].iter().all(|v| *v == RateVerdict::Accept));
+        assert!(verdicts[30..].iter().all(|v| *v == RateVerdict::Refuse));
+        assert_eq!(limit.check(t0), RateVerdict::Flood);
 
         // Twice the rate for 10 s: refusals, never a flood.
         let mut limit = RateLimit::new(10, 20, t0);
         for i in 0..200u64 {
             let v = limit.check(t0 + Duration::from_millis(50 * i));
-            assert_ne!(v, Verdict::Flood, "message {i}");
+            assert_ne!(v, RateVerdict::Flood, "message {i}");
         }
     }
 

@@ -10,12 +10,12 @@
 
 pub mod attempts;
 pub mod call_log;
-pub mod connection;
+pub(crate) mod connection;
 pub mod hub;
-pub mod limits;
+pub(crate) mod limits;
 pub mod names;
-pub mod outbound;
-pub mod presence;
+pub(crate) mod outbound;
+pub(crate) mod presence;
 pub mod protocol;
 mod room;
 pub mod switchboard;
@@ -82,7 +82,7 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         allowed_origins: ctx
             .allowed_origins
             .iter()
-            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .map(|o| crate::net::normalize_origin(o))
             .collect(),
         ice: ctx.ice,
         switchboard,

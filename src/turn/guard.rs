@@ -11,6 +11,7 @@
 //! existing allocation are checked against the key it was made with, so the allocation
 //! outlives its credentials (see `allocs.rs`). Plain state, no sockets.
 
+use crate::lock::lock;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -206,9 +207,7 @@ impl Guard {
         };
         self.authenticated = true;
         self.verified_last = true;
-        if let Ok(mut cell) = self.auth.lock() {
-            *cell = Some((username.clone(), key.clone()));
-        }
+        *lock(&self.auth, "TURN auth cell") = Some((username.clone(), key.clone()));
         match method {
             METHOD_ALLOCATE => self.allocate(m, &username, &key),
             METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND => {
@@ -285,9 +284,7 @@ impl Guard {
     }
 
     fn give_back(&self, slot: super::quota::Slot) {
-        if let Ok(mut quotas) = self.shared.quotas.lock() {
-            quotas.release(slot);
-        }
+        lock(&self.shared.quotas, "TURN quotas").release(slot);
     }
 
     fn knows_nonce(&self, nonce: &str, now: Instant) -> bool {
@@ -299,18 +296,14 @@ impl Guard {
     fn unauthenticated(&mut self, now: Instant) -> Verdict {
         // Whatever this request carries, the crate must not authenticate it with a key the
         // guard verified for an earlier request: it only gets to issue a nonce.
-        if let Ok(mut cell) = self.auth.lock() {
-            *cell = None;
-        }
+        *lock(&self.auth, "TURN auth cell") = None;
         let counters = &self.shared.counters;
         let budget_ok = self.unauth_passed < UNAUTH_CAP
             && self.budget.take(1.0, UNAUTH_RATE, UNAUTH_BURST, now);
         let admitted = budget_ok
-            && self
-                .shared
-                .limiter
-                .lock()
-                .is_ok_and(|mut l| l.admit(self.client.ip(), now).is_ok());
+            && lock(&self.shared.limiter, "TURN limiter")
+                .admit(self.client.ip(), now)
+                .is_ok();
         if admitted {
             self.unauth_passed += 1;
             Counters::bump(&counters.unauth_passed);
@@ -328,7 +321,7 @@ impl Guard {
             .shared
             .creds
             .candidate_keys(username, realm, now_unix, |login| {
-                self.shared.logins.lock().is_ok_and(|l| l.is_live(login))
+                lock(&self.shared.logins, "TURN logins").is_live(login)
             })
             .ok()?;
         keys.into_iter().find(|key| integrity_ok(m, key))

@@ -10,7 +10,7 @@ use stun::message::{
     Message, Method, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND,
 };
 
-use super::super::quota::{Counters, QuotaRefusal};
+use super::super::quota::Counters;
 use super::super::split::{Signing, MAX_PEERS};
 use super::super::wire;
 use super::{reply, Guard, Verdict};
@@ -49,10 +49,8 @@ impl Guard {
                 Some(key),
             ));
         }
-        let reserved = match self.shared.quotas.lock() {
-            Ok(mut quotas) => quotas.reserve(user_of(username), self.client.ip()),
-            Err(_) => Err(QuotaRefusal::Total),
-        };
+        let reserved = crate::lock::lock(&self.shared.quotas, "TURN quotas")
+            .reserve(user_of(username), self.client.ip());
         match reserved {
             Ok(slot) => {
                 if let Some(old) = self.allocs.pending(txn, slot, username, key) {

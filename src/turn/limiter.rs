@@ -10,39 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// A classic token bucket, driven by the caller's clock so tests need no sleeping.
-#[derive(Debug, Clone, Copy)]
-pub struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    pub fn full(burst: f64, now: Instant) -> Self {
-        Bucket {
-            tokens: burst,
-            at: now,
-        }
-    }
-
-    /// Takes `cost` tokens if available after refilling at `rate` per second up to `burst`.
-    pub fn take(&mut self, cost: f64, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.at = now;
-        if self.tokens >= cost {
-            self.tokens -= cost;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn is_full(&self, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens + elapsed * rate >= burst
-    }
-}
+pub use crate::rate::Bucket;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -131,13 +99,7 @@ impl Limiter {
 
 /// IPv6 hosts get a /64 each, so limiting per address would let one host use 2^64 buckets.
 pub fn key_of(ip: IpAddr) -> IpAddr {
-    match crate::turn::peer_policy::canonical(ip) {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
+    crate::net::client_key(ip)
 }
 
 /// How often the table is swept of idle entries.

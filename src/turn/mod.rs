@@ -9,14 +9,15 @@ mod allocs;
 pub mod credentials;
 pub mod guard;
 mod host_watch;
-pub mod limiter;
+pub(crate) mod limiter;
 pub mod limits;
 pub mod live;
 pub mod logins;
 mod peer_cap;
 pub mod peer_policy;
+mod plan;
 pub mod quota;
-pub mod relay;
+pub(crate) mod relay;
 mod retransmit;
 mod session;
 mod split;
@@ -26,25 +27,20 @@ pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::config::secrets;
 pub use crate::config::turn::{TurnConfig, TurnUser};
 
-use admission::{Admission, Kind};
-use credentials::Credentials;
+use crate::lock::lock;
+use admission::Kind;
 use guard::Shared;
-use limiter::Limiter;
-use limits::{Budgets, TurnLimits};
-use peer_policy::PeerPolicy;
-use quota::Quotas;
-use relay::RelaySettings;
+use limits::TurnLimits;
 use session::SessionEnv;
 
 /// What the TURN server needs from the rest of the process.
@@ -70,6 +66,20 @@ pub enum TurnError {
     NoCertificate,
     #[error("{0}")]
     Other(String),
+}
+
+/// Forgets idle limiter entries and budgets now and then, so their tables stay small.
+async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(limiter::SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                lock(&shared.limiter, "TURN limiter").sweep(Instant::now());
+                shared.budgets.sweep(Instant::now());
+            }
+            _ = stop.cancelled() => break,
+        }
+    }
 }
 
 /// Counters and gauges of a running server.
@@ -133,6 +143,7 @@ impl TurnServer {
         Self::start_on(config, ctx, TurnLimits::default(), tasks, false).await
     }
 
+    /// Plan (pure), bind (the one fallible I/O step), spawn.
     async fn start_on(
         config: &TurnConfig,
         ctx: TurnContext,
@@ -140,157 +151,75 @@ impl TurnServer {
         tasks: TaskTracker,
         owns_tasks: bool,
     ) -> Result<TurnServer, TurnError> {
-        let realm = match config.realm.trim() {
-            "" => ctx.public_host.clone(),
-            realm => realm.to_string(),
-        };
-        let users: Vec<(String, String)> = config
-            .users
-            .iter()
-            .map(|u| (u.name.clone(), u.password.clone()))
-            .collect();
-        let creds = Credentials::new(realm, &config.secrets, &users);
-        let allowed: Vec<ipnet::IpNet> = config
-            .allow_peers
-            .iter()
-            .filter_map(|c| c.parse().ok())
-            .collect();
-        let mut own = config.relay_ips.clone();
-        own.extend(config.external_ip);
-        let policy = Arc::new(
-            PeerPolicy::new(
-                own,
-                allowed.clone(),
-                config.relay_port_min..=config.relay_port_max,
-            )
-            .with_host_addresses(host_watch::host_addresses()),
-        );
-        for net in &allowed {
-            tracing::warn!(
-                "turn.allow_peers: relays may reach {net} despite the built-in deny list \
-                 (anyone with TURN credentials can reach hosts there)"
-            );
-        }
-        let shared = Arc::new(Shared {
-            creds,
-            logins: Mutex::new(logins::LiveLogins::new()),
-            policy,
-            quotas: Mutex::new(Quotas::new(
-                config.max_allocations_per_user,
-                config.max_allocations_per_ip,
-                config.max_allocations,
-            )),
-            limiter: Mutex::new(Limiter::new(limits.nonce, Instant::now())),
-            counters: Default::default(),
-            budgets: Budgets::new(limits.clone(), Instant::now()),
-            relay_v4: config.relay_ips.iter().any(|ip| ip.is_ipv4()),
-            relay_v6: config.relay_ips.iter().any(|ip| ip.is_ipv6()),
-        });
+        let plan = plan::plan(config, &ctx, &limits);
+        let bound = plan::bind(config, &ctx).await?;
         let stop = ctx.shutdown.child_token();
         let env = SessionEnv {
-            shared: Arc::clone(&shared),
-            relay: Arc::new(RelaySettings {
-                ips: config.relay_ips.clone(),
-                external_ip: config.external_ip,
-                port_min: config.relay_port_min,
-                port_max: config.relay_port_max,
-                bytes_per_sec: config.bandwidth_per_allocation_kbps.saturating_mul(125),
-            }),
-            admission: Admission::new(
-                config.max_clients,
-                TurnLimits::per_address(limits.udp_sessions_per_address, config.max_clients),
-                TurnLimits::per_address(limits.stream_connections_per_address, config.max_clients),
-            ),
+            shared: Arc::clone(&plan.shared),
+            relay: Arc::clone(&plan.relay),
+            admission: plan.admission,
             shutdown: stop.clone(),
             tasks,
         };
-
-        let tls_acceptor = match (config.listen_tls.is_empty(), &ctx.tls) {
-            (true, _) => None,
-            (false, Some(tls)) => Some(tokio_rustls::TlsAcceptor::from(Arc::clone(tls))),
-            (false, None) => return Err(TurnError::NoCertificate),
-        };
-        let mut udp_sockets = Vec::new();
-        for addr in &config.listen_udp {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| TurnError::Bind {
-                    what: "turn.listen_udp",
-                    addr: *addr,
-                    source,
-                })?;
-            udp_sockets.push(socket);
-        }
-        let mut tcp_listeners = Vec::new();
-        for (what, list, tls) in [
-            ("turn.listen_tcp", &config.listen_tcp, None),
-            ("turn.listen_tls", &config.listen_tls, tls_acceptor),
-        ] {
-            for addr in list {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| TurnError::Bind {
-                        what,
-                        addr: *addr,
-                        source,
-                    })?;
-                tcp_listeners.push((listener, tls.clone()));
-            }
-        }
-
-        let bound = |a: std::io::Result<SocketAddr>, fallback: SocketAddr| a.unwrap_or(fallback);
-        let mut server = TurnServer {
-            udp: Vec::new(),
-            tcp: Vec::new(),
-            tls: Vec::new(),
-            public_host: ctx.public_host.clone(),
-            https_port: ctx.https_port,
-            ttl: Duration::from_secs(config.credential_ttl_secs),
-            shared,
-            env: env.clone(),
-            stop,
+        let server = TurnServer::spawn(bound, env, stop, plan.host_poll);
+        let server = TurnServer {
+            public_host: plan.public_host,
+            https_port: plan.https_port,
+            ttl: plan.ttl,
             owns_tasks,
+            ..server
         };
-        for (socket, addr) in udp_sockets.into_iter().zip(&config.listen_udp) {
-            server.udp.push(bound(socket.local_addr(), *addr));
-            env.tasks.spawn(udp::serve(socket, env.clone()));
-        }
-        for (listener, tls) in tcp_listeners {
-            let addr = bound(listener.local_addr(), SocketAddr::from(([0, 0, 0, 0], 0)));
-            match tls {
-                Some(_) => server.tls.push(addr),
-                None => server.tcp.push(addr),
-            }
-            env.tasks.spawn(tcp::serve(listener, tls, env.clone()));
-        }
-        env.tasks.spawn(host_watch::run(
-            Arc::clone(&env.shared.policy),
-            limits.host_poll,
-            host_watch::host_addresses,
-            server.stop.clone(),
-        ));
-        let sweeper = env.shared.clone();
-        let stop = server.stop.clone();
-        env.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(limiter::SWEEP_EVERY);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if let Ok(mut l) = sweeper.limiter.lock() { l.sweep(Instant::now()) }
-                        sweeper.budgets.sweep(Instant::now());
-                    }
-                    _ = stop.cancelled() => break,
-                }
-            }
-        });
         tracing::info!(
             udp = ?server.udp, tcp = ?server.tcp, tls = ?server.tls,
-            relay = ?config.relay_ips, external_ip = ?config.external_ip,
-            relay_ports = %format!("{}-{}", config.relay_port_min, config.relay_port_max),
+            relay = ?plan.relay.ips, external_ip = ?plan.relay.external_ip,
+            relay_ports = %format!("{}-{}", plan.relay.port_min, plan.relay.port_max),
             realm = %server.shared.creds.realm(),
             "TURN server listening"
         );
         Ok(server)
+    }
+
+    /// Starts a task per bound listener, the host-address watch and the limiter sweep.
+    fn spawn(
+        bound: plan::Bound,
+        env: SessionEnv,
+        stop: CancellationToken,
+        host_poll: Duration,
+    ) -> TurnServer {
+        let local = |a: std::io::Result<SocketAddr>| a.unwrap_or(SocketAddr::from(([0; 4], 0)));
+        let mut server = TurnServer {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            public_host: String::new(),
+            https_port: None,
+            ttl: Duration::ZERO,
+            shared: Arc::clone(&env.shared),
+            env: env.clone(),
+            stop: stop.clone(),
+            owns_tasks: false,
+        };
+        for socket in bound.udp {
+            server.udp.push(local(socket.local_addr()));
+            env.tasks.spawn(udp::serve(socket, env.clone()));
+        }
+        for listener in bound.tcp {
+            server.tcp.push(local(listener.local_addr()));
+            env.tasks.spawn(tcp::serve(listener, None, env.clone()));
+        }
+        for (listener, acceptor) in bound.tls {
+            server.tls.push(local(listener.local_addr()));
+            env.tasks
+                .spawn(tcp::serve(listener, Some(acceptor), env.clone()));
+        }
+        env.tasks.spawn(host_watch::run(
+            Arc::clone(&env.shared.policy),
+            host_poll,
+            host_watch::host_addresses,
+            stop.clone(),
+        ));
+        env.tasks.spawn(sweep(Arc::clone(&env.shared), stop));
+        server
     }
 
     pub fn udp_addrs(&self) -> &[SocketAddr] {
@@ -321,10 +250,7 @@ impl TurnServer {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let id = match self.shared.logins.lock() {
-            Ok(mut logins) => logins.grant(login),
-            Err(_) => return (serde_json::json!([]), self.ttl),
-        };
+        let id = lock(&self.shared.logins, "TURN logins").grant(login);
         let (username, credential) = self.shared.creds.mint(&id, now + self.ttl.as_secs());
         let host = match self.public_host.parse::<std::net::Ipv6Addr>() {
             Ok(_) => format!("[{}]", self.public_host),
@@ -355,9 +281,7 @@ impl TurnServer {
     /// The login `login` ended: its credentials make no new allocation from now on (401), while
     /// allocations it already holds keep working until they end.
     pub fn revoke_login(&self, login: &str) {
-        if let Ok(mut logins) = self.shared.logins.lock() {
-            logins.revoke(login);
-        }
+        lock(&self.shared.logins, "TURN logins").revoke(login);
     }
 
     /// Serve TURN on an already-accepted byte stream (TURN over TLS on the HTTPS port).
@@ -383,7 +307,7 @@ impl TurnServer {
         let c = &self.shared.counters;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         TurnStats {
-            allocations: self.shared.quotas.lock().map(|q| q.total()).unwrap_or(0),
+            allocations: lock(&self.shared.quotas, "TURN quotas").total(),
             refused_401: load(&c.refused_401),
             refused_403: load(&c.refused_403),
             refused_440: load(&c.refused_440),
@@ -394,8 +318,8 @@ impl TurnServer {
             unauth_dropped: load(&c.unauth_dropped),
             clients_refused: load(&c.clients_refused),
             clients: self.env.admission.in_use(),
-            limiter_entries: self.shared.limiter.lock().map(|l| l.tracked()).unwrap_or(0),
-            live_logins: self.shared.logins.lock().map(|l| l.len()).unwrap_or(0),
+            limiter_entries: lock(&self.shared.limiter, "TURN limiter").tracked(),
+            live_logins: lock(&self.shared.logins, "TURN logins").len(),
         }
     }
 

@@ -221,15 +221,7 @@ struct SessionConn {
     ended: CancellationToken,
 }
 
-pub fn unmapped(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), addr.port()),
-            None => addr,
-        },
-        _ => addr,
-    }
-}
+pub use crate::net::unmapped;
 
 fn unix_now() -> u64 {
     SystemTime::now()

@@ -35,17 +35,11 @@ pub fn frame_len(header: [u8; 4]) -> Option<usize> {
 
 /// Accepts TCP (or, with `tls`, TLS) connections until shutdown.
 pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, env: SessionEnv) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = env.shutdown.cancelled() => break,
-        };
+    let mut backoff = crate::net::Backoff::default();
+    let what = "TURN TCP listener";
+    while let Some((tcp, peer)) =
+        crate::net::accept(&listener, &mut backoff, what, &env.shutdown).await
+    {
         let ticket = match env
             .admission
             .admit(Kind::Stream, session::unmapped(peer).ip())

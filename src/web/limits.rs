@@ -76,44 +76,4 @@ impl ConnectionSlot {
     }
 }
 
-/// Delay after a failed `accept` (EMFILE, ENFILE, ENOBUFS...): doubling from 10 ms up to 1 s,
-/// back to the start after an accept succeeds. Retrying at once would spin on a full fd table.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const MAX: Duration = Duration::from_secs(1);
-
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = Self::FIRST.saturating_mul(1 << self.failures.min(10));
-        self.failures = self.failures.saturating_add(1);
-        delay.min(Self::MAX)
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accept_backoff_doubles_up_to_a_second_and_resets() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<_> = (0..9).map(|_| backoff.next_delay()).collect();
-        assert_eq!(delays[0], Duration::from_millis(10));
-        assert_eq!(delays[1], Duration::from_millis(20));
-        assert_eq!(delays[7], Duration::from_secs(1));
-        assert_eq!(delays[8], Duration::from_secs(1));
-        for _ in 0..100 {
-            assert!(backoff.next_delay() <= Duration::from_secs(1));
-        }
-        backoff.reset();
-        assert_eq!(backoff.next_delay(), Duration::from_millis(10));
-    }
-}
+pub use crate::net::Backoff;

@@ -3,7 +3,7 @@
 //! the limits and headers that keep it up on the open internet.
 
 pub mod assets;
-pub mod headers;
+pub(crate) mod headers;
 mod io;
 pub mod limits;
 pub mod per_address;

@@ -104,27 +104,9 @@ impl Gate {
             permit = Arc::clone(&self.limit).acquire_owned() => permit.ok()?,
             _ = shutdown.cancelled() => return None,
         };
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                _ = shutdown.cancelled() => return None,
-            };
-            match accepted {
-                Ok((tcp, peer)) => {
-                    self.backoff.reset();
-                    return Some((permit, tcp, peer));
-                }
-                Err(err) => {
-                    // EMFILE and friends: retrying at once would spin on a full fd table.
-                    let delay = self.backoff.next_delay();
-                    tracing::warn!("web listener: accept failed ({err}); retrying in {delay:?}");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => return None,
-                    }
-                }
-            }
-        }
+        let (tcp, peer) =
+            crate::net::accept(listener, &mut self.backoff, "web listener", shutdown).await?;
+        Some((permit, tcp, peer))
     }
 }
 

@@ -2,15 +2,14 @@
 //!
 //! One rustls config serves HTTPS and TURN over TLS (on 443 and on `turn.listen_tls`), so the
 //! ALPN list names both: a client that offers only `stun.turn` must still get a handshake.
-//! Its certificate comes from one shared [`CertStore`], which reloads certbot's files live.
+//! Its certificate comes from a resolver app hands in (ops' `CertStore`, which reloads
+//! certbot's files live), so this file needs nothing from ops.
 
 use std::sync::Arc;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use crate::config::tls::{load_pem_files, PemError};
-use crate::config::{PemPair, TlsConfig};
-use crate::ops::certs::CertStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -22,54 +21,22 @@ pub enum TlsError {
     SelfSigned(String),
 }
 
-/// The server-side TLS config for `[tls]`, and the certificate store inside it.
-pub struct TlsSetup {
-    /// Shared by every TLS listener (HTTPS and TURN over TLS).
-    pub config: Arc<rustls::ServerConfig>,
-    pub certs: Arc<CertStore>,
-}
-
-/// Builds the TLS config for `[tls]`: certbot's PEM files (reloadable), as validation read
-/// them into `pem`, or a self-signed one.
+/// The one rustls config every TLS listener shares (HTTPS and TURN over TLS), presenting
+/// whatever certificate `certs` resolves to (app hands in ops' reloadable store).
 pub fn server_config(
-    tls: &TlsConfig,
-    pem: Option<&PemPair>,
-    public_host: &str,
-) -> Result<TlsSetup, TlsError> {
-    let certs = match (pem, tls.self_signed) {
-        _ if tls.acme.is_some() => crate::ops::acme::initial_store(tls, public_host)?,
-        (_, true) => {
-            let (chain, key) = self_signed(public_host)?;
-            CertStore::new(chain, key, None)?
-        }
-        (Some(pem), false) => CertStore::new(
-            pem.chain.clone(),
-            pem.key.clone_key(),
-            Some((pem.cert_path.clone(), pem.key_path.clone())),
-        )?,
-        _ => {
-            return Err(TlsError::SelfSigned(
-                "tls.cert and tls.key are required unless tls.self_signed = true".into(),
-            ))
-        }
-    };
-    let certs = Arc::new(certs);
+    certs: Arc<dyn rustls::server::ResolvesServerCert>,
+    extra_alpn: &[&[u8]],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::clone(&certs) as Arc<dyn rustls::server::ResolvesServerCert>);
+        .with_cert_resolver(certs);
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"stun.turn".to_vec()];
-    if tls.acme.is_some() {
-        // TLS-ALPN-01: the CA's validator offers only this; the resolver answers it.
-        config
-            .alpn_protocols
-            .push(crate::ops::acme_challenges::ACME_TLS_ALPN.to_vec());
-    }
-    Ok(TlsSetup {
-        config: Arc::new(config),
-        certs,
-    })
+    config
+        .alpn_protocols
+        .extend(extra_alpn.iter().map(|p| p.to_vec()));
+    Ok(Arc::new(config))
 }
 
 /// A certificate for the public host (and the loopback names), valid for a lab or a test.
@@ -92,14 +59,25 @@ pub fn self_signed(
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct Fixed(Arc<rustls::sign::CertifiedKey>);
+
+    impl rustls::server::ResolvesServerCert for Fixed {
+        fn resolve(
+            &self,
+            _hello: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(Arc::clone(&self.0))
+        }
+    }
+
     #[test]
-    fn self_signed_config_builds() {
-        let tls = TlsConfig {
-            enabled: true,
-            self_signed: true,
-            ..TlsConfig::default()
-        };
-        assert!(server_config(&tls, None, "callbox.test").is_ok());
+    fn self_signed_config_builds_and_offers_both_alpn_names() {
+        let (chain, key) = self_signed("callbox.test").expect("cert");
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key).expect("key");
+        let fixed = Fixed(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)));
+        let config = server_config(Arc::new(fixed), &[]).expect("builds");
+        assert_eq!(config.alpn_protocols.len(), 2);
     }
 
     #[test]
