@@ -137,10 +137,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         turn: turn.clone(),
         certs: certs.clone(),
     });
-    let metrics_addr = spawn_ops(&config, &sources, &shutdown, &tasks).await?;
-    let challenges = sources.certs.as_ref().map(|c| c.challenges());
-    let redirect_addr =
-        web::redirect::start(&config, http_addr.port(), challenges, &shutdown, &tasks).await?;
+    let (metrics_addr, redirect_addr) =
+        spawn_ops(&config, &sources, http_addr.port(), &shutdown, &tasks).await?;
     Ok(Running {
         http_addr,
         url,
@@ -186,13 +184,16 @@ fn tls_setup(config: &Config, checked: &Checked) -> Result<Tls, StartError> {
     Ok((Some(certs), Some(tls)))
 }
 
-/// What ops adds on the same token and tracker: `/metrics`, and the certificate watch.
+/// What ops adds on the same token and tracker: `/metrics`, the certificate watch, the ACME
+/// client and the plain-HTTP redirect (which answers its HTTP-01 challenges). Returns the
+/// metrics and redirect addresses.
 async fn spawn_ops(
     config: &Config,
     sources: &Arc<Sources>,
+    https_port: u16,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<Option<SocketAddr>, StartError> {
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), StartError> {
     let metrics_addr = crate::ops::serve::metrics(config, sources, shutdown, tasks).await?;
     if let Some(certs) = &sources.certs {
         tasks.spawn(crate::ops::certs::watch(
@@ -204,7 +205,11 @@ async fn spawn_ops(
         let (acme, certs) = (acme.clone(), Arc::clone(certs));
         tasks.spawn(crate::ops::acme::run(acme, certs, shutdown.clone()));
     }
-    Ok(metrics_addr)
+    let challenges =
+        (sources.certs.as_ref()).map(|c| c.challenges() as Arc<dyn web::redirect::Http01>);
+    let redirect_addr =
+        web::redirect::start(config, https_port, challenges, shutdown, tasks).await?;
+    Ok((metrics_addr, redirect_addr))
 }
 
 async fn bind_http(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {

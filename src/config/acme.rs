@@ -78,27 +78,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
             "cannot be combined with tls.cert, tls.key or tls.self_signed (pick one source)",
         ));
     }
-    if acme.domains.is_empty() {
-        return Err(ConfigError::invalid(
-            key("domains"),
-            "must list at least one DNS name",
-        ));
-    }
-    for name in &acme.domains {
-        if !is_dns_name(name) {
-            return Err(ConfigError::invalid(
-                key("domains"),
-                format!("{name:?} is not a DNS name (no wildcards, IPs, schemes or ports)"),
-            ));
-        }
-    }
-    let host = config.server.public_host.trim();
-    if !acme.domains.iter().any(|d| d.eq_ignore_ascii_case(host)) {
-        return Err(ConfigError::invalid(
-            key("domains"),
-            format!("must include server.public_host ({host:?}), the name browsers open"),
-        ));
-    }
+    validate_domains(&acme.domains, config.server.public_host.trim())?;
     if !acme.directory.starts_with("https://") {
         return Err(ConfigError::invalid(
             key("directory"),
@@ -117,6 +97,27 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(
             key("challenge"),
             "\"http-01\" is answered on server.http_redirect; set it (e.g. \"[::]:80\")",
+        ));
+    }
+    Ok(())
+}
+
+/// At least one name, each a DNS name, one of them the public host.
+fn validate_domains(domains: &[String], host: &str) -> Result<(), ConfigError> {
+    let key = "tls.acme.domains";
+    if domains.is_empty() {
+        return Err(ConfigError::invalid(key, "must list at least one DNS name"));
+    }
+    if let Some(name) = domains.iter().find(|name| !is_dns_name(name)) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{name:?} is not a DNS name (no wildcards, IPs, schemes or ports)"),
+        ));
+    }
+    if !domains.iter().any(|d| d.eq_ignore_ascii_case(host)) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must include server.public_host ({host:?}), the name browsers open"),
         ));
     }
     Ok(())

@@ -25,6 +25,12 @@ pub struct Challenges {
     http: RwLock<HashMap<String, String>>,
 }
 
+impl crate::web::redirect::Http01 for Challenges {
+    fn http(&self, token: &str) -> Option<String> {
+        Challenges::http(self, token)
+    }
+}
+
 /// A TLS-ALPN-01 certificate could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot make the TLS-ALPN-01 certificate for {name}: {message}")]

@@ -106,25 +106,38 @@ pub async fn run(config: &Config) -> Vec<Check> {
         }
         if let Some(addr) = config.turn.listen_udp.first() {
             let target = SocketAddr::new(ip, addr.port());
-            match super::selftest_login::login(config, &host, web, &roots).await {
-                Ok(mut login) => {
-                    checks.push(check("login", Ok(format!("TURN user {}", login.username))));
-                    let allocated = allocate(config, target, &login.username, &login.password);
-                    checks.push(check("turn allocate udp", allocated.await));
-                    let (unauth, private) =
-                        super::selftest_peer::refusals(target, &login.username, &login.password)
-                            .await;
-                    checks.push(check("turn unauthenticated", unauth));
-                    checks.push(check("turn private peer", private));
-                    let _ = login.socket.close(None).await;
-                }
-                Err(err) => checks.push(check("login", Err(err))),
-            }
+            checks.extend(turn_checks(config, (&host, web, &roots), target).await);
         }
     }
     if let Ok(Some(addr)) = config.metrics.listen_addr() {
         checks.push(check("metrics", metrics(addr).await));
     }
+    checks
+}
+
+/// Logs in over /ws for fresh TURN credentials, then allocates with them on `target` and
+/// checks that TURN refuses an unauthenticated Allocate and a private peer.
+async fn turn_checks(
+    config: &Config,
+    (host, web, roots): (
+        &str,
+        SocketAddr,
+        &[rustls_pki_types::CertificateDer<'static>],
+    ),
+    target: SocketAddr,
+) -> Vec<Check> {
+    let mut login = match super::selftest_login::login(config, host, web, roots).await {
+        Ok(login) => login,
+        Err(err) => return vec![check("login", Err(err))],
+    };
+    let mut checks = vec![check("login", Ok(format!("TURN user {}", login.username)))];
+    let allocated = allocate(config, target, &login.username, &login.password);
+    checks.push(check("turn allocate udp", allocated.await));
+    let (unauth, private) =
+        super::selftest_peer::refusals(target, &login.username, &login.password).await;
+    checks.push(check("turn unauthenticated", unauth));
+    checks.push(check("turn private peer", private));
+    let _ = login.socket.close(None).await;
     checks
 }
 

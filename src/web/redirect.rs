@@ -17,7 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::ops::acme_challenges::Challenges;
+
+/// Where the listener finds HTTP-01 answers while an ACME order is open (ops' ACME client
+/// implements it; the web layer does not know ACME).
+pub trait Http01: Send + Sync {
+    /// The key authorization to answer for `token`, if an order is waiting for it.
+    fn http(&self, token: &str) -> Option<String>;
+}
 
 /// Where HTTP-01 tokens are asked for (RFC 8555 §8.3).
 pub const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
@@ -35,7 +41,7 @@ pub struct BindError {
 pub async fn start(
     config: &Config,
     https_port: u16,
-    challenges: Option<Arc<Challenges>>,
+    challenges: Option<Arc<dyn Http01>>,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<Option<SocketAddr>, BindError> {
@@ -62,7 +68,7 @@ pub async fn start(
 }
 
 /// Every path: the challenge answer if it is one, else a permanent redirect to `origin`.
-pub fn router(origin: String, challenges: Option<Arc<Challenges>>) -> Router {
+pub fn router(origin: String, challenges: Option<Arc<dyn Http01>>) -> Router {
     let origin: Arc<str> = origin.into();
     Router::new().fallback(move |request: Request<Body>| {
         let origin = Arc::clone(&origin);
@@ -73,7 +79,7 @@ pub fn router(origin: String, challenges: Option<Arc<Challenges>>) -> Router {
 
 fn answer(
     origin: &str,
-    challenges: Option<&Challenges>,
+    challenges: Option<&dyn Http01>,
     request: &Request<Body>,
 ) -> Response<Body> {
     let path = request.uri().path();
@@ -165,11 +171,20 @@ mod tests {
         assert_eq!(https_origin("::1", 8443), "https://[::1]:8443");
     }
 
+    /// One waiting token, as an open order has it.
+    struct OneToken;
+    impl Http01 for OneToken {
+        fn http(&self, token: &str) -> Option<String> {
+            (token == "tok123").then(|| "tok123.thumbprint".to_string())
+        }
+    }
+
     #[tokio::test]
     async fn a_challenge_token_answers_its_key_authorization_and_others_are_not_found() {
-        let challenges = Arc::new(Challenges::default());
-        challenges.set_http("tok123", "tok123.thumbprint");
-        let router = router(https_origin("call.example.com", 443), Some(challenges));
+        let router = router(
+            https_origin("call.example.com", 443),
+            Some(Arc::new(OneToken)),
+        );
         let response = get(&router, Method::GET, "/.well-known/acme-challenge/tok123").await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(body(response).await, "tok123.thumbprint");
