@@ -73,7 +73,7 @@ fn start_server(dir: &std::path::Path, turn_port: u16) -> Child {
         .arg(&config)
         .env("CALLBOX_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log")).expect("server log"))
         .spawn()
         .expect("start callbox");
     let mut banner = String::new();
@@ -217,6 +217,10 @@ async fn main() {
     let mut last = (Instant::now(), usage(pid).1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = sample(pid, start, &mut last);
+    if let Ok(Some(status)) = server.try_wait() {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        panic!("callbox exited before the flood ({status}):\n{log}");
+    }
     println!(
         "turn_flood: {SOURCES} sources x {SOCKETS_PER_SOURCE} sockets, {rate} datagrams/s for \
          {flood_for:?}, then quiet for {quiet_for:?}"
