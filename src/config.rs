@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod cluster;
+
 use crate::signaling::SignalingConfig;
 use crate::turn::TurnConfig;
 
@@ -26,6 +28,8 @@ pub struct Config {
     pub rooms: Vec<RoomConfig>,
     pub turn: TurnConfig,
     pub metrics: MetricsConfig,
+    /// Absent: one process, no Redis.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +207,9 @@ impl Config {
         crate::web::limits::validate(&self.server)?;
         self.signaling.validate()?;
         self.turn.validate()?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         self.check_port_clashes()
     }
 
