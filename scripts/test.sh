@@ -20,6 +20,7 @@ node               nodejs
 npm                npm
 systemd-analyze    systemd
 dpkg-deb           dpkg
+redis-server       redis-server
 "
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

@@ -35,6 +35,8 @@ pub enum StartError {
     },
     #[error("turn: {0}")]
     Turn(#[from] TurnError),
+    #[error(transparent)]
+    Cluster(#[from] signaling::cluster::ClusterError),
     #[error("cannot wait for signals: {0}")]
     Signal(std::io::Error),
 }
@@ -142,6 +144,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &config.signaling,
         &config.rooms,
     )));
+    let board: Arc<dyn signaling::Switchboard> = match &config.cluster {
+        None => switchboard.clone(),
+        Some(cluster) => {
+            let ctx = signaling::cluster::ClusterContext::new(
+                cluster.clone(),
+                Arc::clone(&switchboard),
+                shutdown.clone(),
+            );
+            signaling::cluster::start(ctx)?
+        }
+    };
     let signaling_ctx = SignalingContext {
         config: config.signaling.clone(),
         rooms: config.rooms.clone(),
@@ -152,7 +165,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let routes = web::assets::router()
         .merge(crate::ops::metrics::readyz_router(shutdown.clone()))
-        .merge(signaling::router_with(signaling_ctx, switchboard.clone()));
+        .merge(signaling::router_with(signaling_ctx, board));
     let divert: Option<web::server::Divert> = match (&turn, turn_on_https) {
         (Some(turn), true) => {
             let turn = Arc::clone(turn);

@@ -9,6 +9,7 @@
 //! The wire format is written up in docs/protocol.md.
 
 pub mod attempts;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod hub;
