@@ -147,11 +147,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let board: Arc<dyn signaling::Switchboard> = match &config.cluster {
         None => switchboard.clone(),
         Some(cluster) => {
-            let ctx = signaling::cluster::ClusterContext::new(
+            let mut ctx = signaling::cluster::ClusterContext::new(
                 cluster.clone(),
                 Arc::clone(&switchboard),
                 shutdown.clone(),
             );
+            if let Some(turn) = &turn {
+                let policy = Arc::clone(turn.peer_policy());
+                let mut relays = config.turn.relay_ips.clone();
+                relays.extend(config.turn.external_ip);
+                let ports = (config.turn.relay_port_min, config.turn.relay_port_max);
+                ctx = ctx.with_relays(
+                    relays,
+                    ports,
+                    Arc::new(move |peers| {
+                        policy.set_cluster_relays(signaling::cluster::peer_relays(peers))
+                    }),
+                );
+            }
             signaling::cluster::start(ctx)?
         }
     };

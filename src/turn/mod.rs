@@ -279,6 +279,11 @@ impl TurnServer {
         &self.tls
     }
 
+    /// Which peers relays may reach (the cluster layer adds the other nodes' relays).
+    pub fn peer_policy(&self) -> &Arc<PeerPolicy> {
+        &self.shared.policy
+    }
+
     pub fn realm(&self) -> &str {
         self.shared.creds.realm()
     }

@@ -71,6 +71,14 @@ impl ClusterContext {
     }
 }
 
+/// The other nodes' relay addresses, each with its own port range, for the TURN peer policy.
+pub fn peer_relays(peers: &[NodeInfo]) -> Vec<(std::net::IpAddr, std::ops::RangeInclusive<u16>)> {
+    peers
+        .iter()
+        .flat_map(|p| p.relays.iter().map(move |ip| (*ip, p.ports.0..=p.ports.1)))
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("cluster.redis: {0}")]
