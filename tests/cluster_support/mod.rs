@@ -59,6 +59,10 @@ impl Redis {
         }
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (SIGKILL, its own PID): Redis is suddenly gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -86,6 +90,19 @@ impl Node {
     /// Starts callbox on `ip` (e.g. "127.0.0.2") as cluster node `id`; `extra` is appended to
     /// its config (TURN is off unless `extra` has a `[turn]` section).
     pub fn start(ip: &str, id: &str, redis: &Redis, extra: &str) -> Node {
+        let cluster = format!(
+            "[cluster]\nredis = \"{}\"\nnode_id = \"{id}\"\nclaim_ttl_secs = 2\n",
+            redis.url()
+        );
+        Node::spawn(ip, &cluster, extra)
+    }
+
+    /// One callbox without `[cluster]` (the single-node baseline).
+    pub fn single(ip: &str, extra: &str) -> Node {
+        Node::spawn(ip, "", extra)
+    }
+
+    fn spawn(ip: &str, cluster: &str, extra: &str) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("config.toml");
         let turn = match extra.contains("[turn]") {
@@ -93,8 +110,7 @@ impl Node {
             false => "[turn]\nenabled = false\n",
         };
         let text = format!(
-            "[server]\nlisten = \"{ip}:0\"\n{turn}\n[metrics]\nlisten = \"\"\n\n[cluster]\nredis = \"{}\"\nnode_id = \"{id}\"\nclaim_ttl_secs = 2\n\n{extra}\n",
-            redis.url()
+            "[server]\nlisten = \"{ip}:0\"\n{turn}\n[metrics]\nlisten = \"\"\n\n{cluster}\n{extra}\n"
         );
         std::fs::write(&config, text).expect("write config");
         let log = dir.path().join("stderr.log");
@@ -127,6 +143,10 @@ impl Node {
             child: Some(child),
             _dir: dir,
         }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no logout, no goodbye to Redis.
