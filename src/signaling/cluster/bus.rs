@@ -147,7 +147,7 @@ async fn subscribe_once(
         names = records.len(),
         "cluster: subscribed; presence read from the claims"
     );
-    inner.with(|cluster, hub| (cluster.resync(hub, records), Vec::new()));
+    inner.with(|cluster, hub| cluster.resync(hub, records));
     inner.health.up();
     let mut messages = pubsub.into_on_message();
     loop {

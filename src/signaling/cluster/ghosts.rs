@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::{login_ok, Cluster, NameKey};
-use crate::signaling::cluster::wire::{ClaimRecord, Event};
+use super::{login_ok, Cluster, NameKey, Op, PLACEHOLDER_PREFIX};
+use crate::signaling::cluster::wire::{ClaimRecord, Event, EVENTS};
 use crate::signaling::hub::{ConnId, Delivery, Hub};
 use crate::signaling::protocol::{Dialect, LoginRequest, Routed};
 
@@ -123,13 +123,37 @@ impl Cluster {
     }
 
     /// Claims read from Redis after (re)subscribing: every name held elsewhere gets its ghost.
-    pub fn resync(&mut self, hub: &mut Hub, records: Vec<ClaimRecord>) -> Vec<Delivery> {
+    /// Claims under this node's id that it does not hold are a previous run's (a restart
+    /// within the TTL): they are released and their users announced gone, so the names are
+    /// free at once. A placeholder claim may be a login of ours in flight, so it is left alone.
+    pub fn resync(&mut self, hub: &mut Hub, records: Vec<ClaimRecord>) -> (Vec<Delivery>, Vec<Op>) {
         let mut out = Vec::new();
-        let me = self.node.clone();
-        for r in records.into_iter().filter(|r| r.node != me) {
-            out.extend(self.ghost_joined(hub, r.node, r.room, r.key, r.name));
+        let mut ops = Vec::new();
+        for r in records {
+            if r.node != self.node {
+                out.extend(self.ghost_joined(hub, r.node, r.room, r.key, r.name));
+                continue;
+            }
+            let slot = (r.room.clone(), r.key.clone());
+            if self.holders.contains_key(&slot) || r.token.starts_with(PLACEHOLDER_PREFIX) {
+                continue;
+            }
+            let left = Event::Left {
+                node: r.node,
+                room: r.room.clone(),
+                key: r.key.clone(),
+            };
+            ops.push(Op::Release {
+                room: r.room,
+                key: r.key,
+                token: r.token,
+            });
+            ops.push(Op::Publish {
+                channel: EVENTS.into(),
+                event: left,
+            });
         }
-        out
+        (out, ops)
     }
 
     /// Drops ghosts whose claims are gone from Redis (a logout whose event was lost while the

@@ -216,7 +216,11 @@ impl RedisSwitchboard {
             Dialect::Mdn => MAX_VARIANTS,
             Dialect::Tutorial => 1,
         };
-        let placeholder = format!("pending-{:032x}", rand::random::<u128>());
+        let placeholder = format!(
+            "{}{:032x}",
+            state::PLACEHOLDER_PREFIX,
+            rand::random::<u128>()
+        );
         for n in 1..=variants {
             let candidate = match n {
                 1 => name.to_string(),

@@ -12,6 +12,9 @@ use crate::signaling::hub::{ConnId, Delivery, Hub, Outbound};
 use crate::signaling::names;
 use crate::signaling::protocol::{LoginFailure, LoginRequest, Routed, ServerMsg};
 
+/// How a claim's placeholder token starts (a login of this node not yet confirmed).
+pub const PLACEHOLDER_PREFIX: &str = "pending-";
+
 /// Ghost ids start here, far above any local connection id.
 const FIRST_GHOST: u64 = 1 << 62;
 

@@ -155,3 +155,34 @@ fn reconcile_drops_only_ghosts_whose_claims_are_gone() {
     b.cluster.reconcile(&mut b.hub, &[kept]);
     assert_eq!(b.hub.user_list("lobby"), vec!["ann"]);
 }
+
+#[test]
+fn a_restarted_node_releases_its_previous_runs_claims_but_not_a_login_in_flight() {
+    let mut a = node("a");
+    let (_, _) = login(&mut a, 1, "ann", None);
+    let record = |key: &str, token: &str| ClaimRecord {
+        node: "a".into(),
+        room: "lobby".into(),
+        key: key.into(),
+        name: key.into(),
+        token: token.into(),
+    };
+    let held = a.cluster.local_claims().remove(0);
+    let records = vec![
+        held,
+        record("old", "t-from-the-last-run"),
+        record("new", &format!("{PLACEHOLDER_PREFIX}123")),
+    ];
+    let (_, ops) = a.cluster.resync(&mut a.hub, records);
+    let released: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Release { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, vec!["old"]);
+    assert!(published(ops.clone())
+        .iter()
+        .any(|e| matches!(e, Event::Left { key, .. } if key == "old")));
+}
