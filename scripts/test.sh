@@ -21,6 +21,7 @@ npm                npm
 systemd-analyze    systemd
 dpkg-deb           dpkg
 pebble             pebble
+redis-server       redis-server
 "
 
 is_root() { [ "$(id -u)" -eq 0 ]; }

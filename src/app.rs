@@ -21,6 +21,9 @@ use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, Local
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
+mod urls;
+use urls::{allowed_origins, public_url};
+
 /// Why callbox could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -37,6 +40,8 @@ pub enum StartError {
     BindRedirect(#[from] web::redirect::BindError),
     #[error("turn: {0}")]
     Turn(#[from] TurnError),
+    #[error(transparent)]
+    Cluster(#[from] signaling::cluster::ClusterError),
     #[error("cannot wait for signals: {0}")]
     Signal(std::io::Error),
 }
@@ -107,10 +112,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         false => None,
     };
     let url = public_url(&config, http_addr);
-    let switchboard = Arc::new(LocalSwitchboard::new(HubConfig::new(
-        &config.signaling,
-        &config.rooms,
-    )));
+    let hub_config = HubConfig::new(&config.signaling, &config.rooms);
+    let switchboard = Arc::new(LocalSwitchboard::new(hub_config));
+    let board = switchboard_for(&config, &switchboard, &turn, &shutdown)?;
     let ws = SignalingContext {
         config: config.signaling.clone(),
         rooms: config.rooms.clone(),
@@ -121,7 +125,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let routes = web::assets::router()
         .merge(crate::ops::metrics::readyz_router(shutdown.clone()))
-        .merge(signaling::router_with(ws, switchboard.clone()));
+        .merge(signaling::router_with(ws, board));
     let divert = turn.as_ref().filter(|_| turn_on_https).map(divert_to);
     tasks.spawn(web::server::serve(
         listener,
@@ -182,6 +186,38 @@ fn tls_setup(config: &Config, checked: &Checked) -> Result<Tls, StartError> {
     };
     let tls = web::tls::server_config(Arc::clone(&certs) as _, extra_alpn)?;
     Ok((Some(certs), Some(tls)))
+}
+
+/// The switchboard the socket edge talks to: the in-process one, or with `[cluster]` the
+/// Redis one around it (which also tells TURN's peer policy the other nodes' relays).
+fn switchboard_for(
+    config: &Config,
+    local: &Arc<LocalSwitchboard>,
+    turn: &Option<Arc<TurnServer>>,
+    shutdown: &CancellationToken,
+) -> Result<Arc<dyn signaling::Switchboard>, StartError> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(local.clone());
+    };
+    let mut ctx = signaling::cluster::ClusterContext::new(
+        cluster.clone(),
+        Arc::clone(local),
+        shutdown.clone(),
+    );
+    if let Some(turn) = turn {
+        let policy = Arc::clone(turn.peer_policy());
+        let mut relays = config.turn.relay_ips.clone();
+        relays.extend(config.turn.external_ip);
+        let ports = (config.turn.relay_port_min, config.turn.relay_port_max);
+        ctx = ctx.with_relays(
+            relays,
+            ports,
+            Arc::new(move |peers| {
+                policy.set_cluster_relays(signaling::cluster::peer_relays(peers))
+            }),
+        );
+    }
+    Ok(signaling::cluster::start(ctx)?)
 }
 
 /// What ops adds on the same token and tracker: `/metrics`, the certificate watch, the ACME
@@ -300,53 +336,6 @@ fn certificates(config: &Config, checked: &Checked) -> Result<Arc<CertStore>, we
         }
     };
     Ok(Arc::new(store))
-}
-
-fn public_url(config: &Config, http_addr: SocketAddr) -> String {
-    let scheme = if config.tls.enabled { "https" } else { "http" };
-    format!(
-        "{scheme}://{}{}/",
-        host_for_url(&config.server.public_host),
-        port_suffix(scheme, http_addr.port())
-    )
-}
-
-/// Origins a browser sends for our own page. On a localhost host the loopback spellings are
-/// accepted too, since `localhost`, `127.0.0.1` and `[::1]` all reach the default config.
-fn allowed_origins(config: &Config, http_addr: SocketAddr) -> Vec<String> {
-    let scheme = if config.tls.enabled { "https" } else { "http" };
-    let port = port_suffix(scheme, http_addr.port());
-    let host = config.server.public_host.trim();
-    let mut hosts = vec![host_for_url(host)];
-    if host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "::1" {
-        hosts = vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()];
-    }
-    let mut origins: Vec<String> = hosts
-        .into_iter()
-        .map(|h| format!("{scheme}://{h}{port}").to_ascii_lowercase())
-        .collect();
-    origins.extend(
-        config
-            .server
-            .extra_origins
-            .iter()
-            .map(|o| crate::net::normalize_origin(o)),
-    );
-    origins
-}
-
-fn host_for_url(host: &str) -> String {
-    match host.parse::<std::net::Ipv6Addr>() {
-        Ok(_) => format!("[{host}]"),
-        Err(_) => host.to_string(),
-    }
-}
-
-fn port_suffix(scheme: &str, port: u16) -> String {
-    match (scheme, port) {
-        ("https", 443) | ("http", 80) => String::new(),
-        _ => format!(":{port}"),
-    }
 }
 
 /// TURN credentials as the signaling relay hands them out: one TURN login per signaling login,

@@ -12,6 +12,7 @@
 
 pub mod acme;
 pub mod aliases;
+pub mod cluster;
 pub mod error;
 pub mod listeners;
 pub mod metrics;
@@ -47,6 +48,8 @@ pub struct Config {
     pub rooms: Vec<RoomConfig>,
     pub turn: TurnConfig,
     pub metrics: MetricsConfig,
+    /// Absent: one process, no Redis.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// What [`Config::parse`] found when it validated this config, so `start` neither checks
     /// it again nor reads the certificate files a second time. `None` for a config built in
     /// code (the defaults, a test's): `start` validates that one itself.
@@ -104,6 +107,9 @@ impl Config {
         self.turn.validate()?;
         self.metrics.validate()?;
         acme::validate(self)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         listeners::check_port_clashes(self)?;
         Ok(Checked { pem })
     }

@@ -129,6 +129,11 @@ impl Hub {
         self.config = config;
     }
 
+    /// The rules in force (the cluster layer checks a login before claiming its name).
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
     /// A new connection in `room` (already validated); it is told its id.
     pub fn connect(&mut self, conn: ConnId, room: &str) -> Vec<Delivery> {
         let room = names::key(room);

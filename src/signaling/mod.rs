@@ -10,6 +10,7 @@
 
 pub mod attempts;
 pub mod call_log;
+pub mod cluster;
 pub(crate) mod connection;
 pub mod hub;
 pub(crate) mod limits;

@@ -35,6 +35,8 @@ pub enum LoginFailure {
     TooManyAttempts {
         retry_after_secs: u64,
     },
+    /// `[cluster]`: Redis, which decides who holds a name, is unreachable.
+    ClusterUnavailable,
 }
 
 impl LoginFailure {
@@ -45,6 +47,7 @@ impl LoginFailure {
             LoginFailure::BadAccessCode => "bad-access-code",
             LoginFailure::AlreadyLoggedIn => "already-logged-in",
             LoginFailure::TooManyAttempts { .. } => "too-many-attempts",
+            LoginFailure::ClusterUnavailable => "cluster-unavailable",
         }
     }
 
@@ -61,6 +64,11 @@ impl LoginFailure {
             LoginFailure::TooManyAttempts { retry_after_secs } => format!(
                 "Too many wrong access codes from your network. Try again in {retry_after_secs} s."
             ),
+            LoginFailure::ClusterUnavailable => {
+                "Logins are paused: this server cannot reach the cluster's shared store. \
+                 Try again in a few seconds."
+                    .into()
+            }
         }
     }
 }

@@ -119,7 +119,7 @@ pub enum TutorialKind {
 }
 
 impl TutorialKind {
-    fn parse(kind: &str) -> Option<TutorialKind> {
+    pub fn parse(kind: &str) -> Option<TutorialKind> {
         match kind {
             "offer" => Some(TutorialKind::Offer),
             "answer" => Some(TutorialKind::Answer),

@@ -100,6 +100,40 @@ impl LocalSwitchboard {
         });
     }
 
+    /// Runs `op` on the hub and makes the deliveries it returns under one lock; deliveries to
+    /// ids without a mailbox (another node's users, seen through the cluster layer) are dropped.
+    pub fn apply<R>(&self, op: impl FnOnce(&mut Hub) -> (Vec<Delivery>, R)) -> R {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (out, result) = op(&mut state.hub);
+        state.deliver_all(out);
+        result
+    }
+
+    /// Registers a mailbox and its connection in the hub (the cluster layer allocates the id).
+    pub fn connect_mailbox(&self, room: &str, mailbox: Mailbox) -> ConnId {
+        let conn = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.mailboxes.insert(conn, mailbox);
+        let deliveries = state.hub.connect(conn, room);
+        state.deliver_all(deliveries);
+        conn
+    }
+
+    /// Forgets a mailbox; the caller disconnects the connection in the hub.
+    pub fn drop_mailbox(&self, conn: ConnId) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.mailboxes.remove(&conn);
+    }
+
     /// The hub operation and its deliveries happen under one lock, so every recipient sees
     /// events in the same order.
     fn with_state(&self, op: impl FnOnce(&mut Hub) -> Vec<Delivery>) {
@@ -138,7 +172,7 @@ impl State {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -148,15 +182,7 @@ fn now_ms() -> u64 {
 #[async_trait::async_trait]
 impl Switchboard for LocalSwitchboard {
     async fn connect(&self, room: &str, mailbox: Mailbox) -> ConnId {
-        let conn = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.mailboxes.insert(conn, mailbox);
-        let deliveries = state.hub.connect(conn, room);
-        state.deliver_all(deliveries);
-        conn
+        self.connect_mailbox(room, mailbox)
     }
 
     async fn login(&self, conn: ConnId, req: LoginRequest) -> Result<(), LoginFailure> {

@@ -232,6 +232,11 @@ impl TurnServer {
         &self.tls
     }
 
+    /// Which peers relays may reach (the cluster layer adds the other nodes' relays).
+    pub fn peer_policy(&self) -> &Arc<peer_policy::PeerPolicy> {
+        &self.shared.policy
+    }
+
     pub fn realm(&self) -> &str {
         self.shared.creds.realm()
     }

@@ -122,6 +122,8 @@ pub struct PeerPolicy {
     /// Relay sockets of this server now open, bound and advertised addresses both.
     live: RwLock<HashSet<SocketAddr>>,
     relay_ports: RangeInclusive<u16>,
+    /// `[cluster]`: the other nodes' relay addresses, each on its relay ports only.
+    cluster: RwLock<Vec<(IpAddr, RangeInclusive<u16>)>>,
 }
 
 impl PeerPolicy {
@@ -135,6 +137,7 @@ impl PeerPolicy {
             host: RwLock::new(Vec::new()),
             live: RwLock::new(HashSet::new()),
             relay_ports,
+            cluster: RwLock::new(Vec::new()),
         }
     }
 
@@ -167,6 +170,16 @@ impl PeerPolicy {
     pub fn relay_closed(&self, addr: SocketAddr) {
         if let Ok(mut live) = self.live.write() {
             live.remove(&SocketAddr::new(canonical(addr.ip()), addr.port()));
+        }
+    }
+
+    /// Replaces the other cluster nodes' relays (learned through Redis).
+    pub fn set_cluster_relays(&self, relays: Vec<(IpAddr, RangeInclusive<u16>)>) {
+        if let Ok(mut cluster) = self.cluster.write() {
+            *cluster = relays
+                .into_iter()
+                .map(|(ip, p)| (canonical(ip), p))
+                .collect();
         }
     }
 
@@ -228,6 +241,14 @@ impl PeerPolicy {
                 true => Ok(()),
                 false => Err(Refusal::OwnAddress),
             };
+        }
+        let port = peer.port();
+        let node_relay = |c: &Vec<(IpAddr, RangeInclusive<u16>)>| {
+            c.iter()
+                .any(|(ip, ports)| *ip == canon && ports.contains(&port))
+        };
+        if self.cluster.read().is_ok_and(|c| node_relay(&c)) {
+            return Ok(());
         }
         if self.host.read().is_ok_and(|h| h.contains(&canon)) {
             return Err(Refusal::OwnAddress);
