@@ -14,7 +14,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +21,7 @@ use super::attempts::AccessGuard;
 use super::hub::{ConnId, Outbound};
 use super::limits::{PerIpLimit, RateLimit, Verdict};
 use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
+use super::queue;
 use super::switchboard::{Mailbox, Switchboard};
 use super::writer::{frame_for, write_loop};
 use super::{names, IceServerSource, SignalingConfig};
@@ -44,6 +44,8 @@ pub struct Shared {
     pub per_ip: PerIpLimit,
     pub shutdown: CancellationToken,
     pub tasks: tokio_util::task::TaskTracker,
+    /// Every connection's ping and pong timeout.
+    pub wheel: Arc<super::wheel::PingWheel>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -144,7 +146,7 @@ impl LastHeard {
 }
 
 async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketAddr) {
-    let (tx, mut rx) = mpsc::channel(shared.config.outbound_queue);
+    let (tx, mut rx) = queue::channel(shared.config.outbound_queue);
     let overflow = CancellationToken::new();
     let mailbox = Mailbox {
         tx: tx.clone(),
@@ -185,9 +187,9 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
             // What was already queued (e.g. replies to the frames before the flood) goes first.
             loop {
                 let frame = match rx.try_recv() {
-                    Ok(Outbound::Msg(msg)) => frame_for(*msg, &shared, None),
-                    Ok(Outbound::Frame(text)) => Message::Text(text),
-                    Ok(Outbound::Close { .. }) | Err(_) => break,
+                    Some(Outbound::Msg(msg)) => frame_for(*msg, &shared, None),
+                    Some(Outbound::Frame(text)) => Message::Text(text),
+                    Some(Outbound::Close { .. }) | None => break,
                 };
                 sink.feed(frame).await?;
             }
@@ -205,7 +207,7 @@ async fn run(socket: WebSocket, shared: Arc<Shared>, room: String, peer: SocketA
 
 async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
-    own_mailbox: &mpsc::Sender<Outbound>,
+    own_mailbox: &queue::Sender,
     (conn, room, peer): (ConnId, &str, SocketAddr),
     shared: &Shared,
     heard: &LastHeard,
@@ -233,12 +235,8 @@ async fn read_loop(
         // Replies to this client's own frames must not overflow its queue just because its
         // frames arrive faster than this task writes: wait for room (the writer times out a
         // client that stops reading altogether).
-        match own_mailbox
-            .reserve_many(REPLY_ROOM.min(config.outbound_queue))
-            .await
-        {
-            Ok(room) => drop(room),
-            Err(_) => return End::CutOff,
+        if own_mailbox.wait_for_room(REPLY_ROOM).await.is_err() {
+            return End::CutOff;
         }
         match limit.check(std::time::Instant::now()) {
             Verdict::Accept => {}
