@@ -54,8 +54,9 @@ pub struct WsQuery {
 }
 
 /// Read buffer per connection, held while idle: small (a bigger frame grows it, up to
-/// `max_frame_bytes`).
-const READ_BUFFER: usize = 2 * 1024;
+/// `max_frame_bytes`). 512 bytes still take a relayed ICE candidate (~340 bytes) in one read;
+/// 2 KiB made the read buffer the second-largest thing an idle connection held (heaptrack).
+const READ_BUFFER: usize = 512;
 
 /// `GET /ws[?room=R]`.
 pub async fn upgrade(
