@@ -18,8 +18,10 @@ pub mod names;
 pub(crate) mod outbound;
 pub(crate) mod presence;
 pub mod protocol;
+pub mod queue;
 mod room;
 pub mod switchboard;
+pub mod wheel;
 mod writer;
 
 use std::sync::Arc;
@@ -76,7 +78,12 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         Arc::downgrade(&switchboard),
         ctx.shutdown.clone(),
     ));
+    let wheel = Arc::new(wheel::PingWheel::new(Duration::from_secs(
+        ctx.config.ping_interval_secs.max(1),
+    )));
+    tokio::spawn(wheel::run(Arc::downgrade(&wheel), ctx.shutdown.clone()));
     let shared = Arc::new(connection::Shared {
+        wheel,
         access: attempts::AccessGuard::new(HubConfig::new(&ctx.config, &ctx.rooms)),
         per_ip: limits::PerIpLimit::new(ctx.config.max_connections_per_ip),
         config: ctx.config,

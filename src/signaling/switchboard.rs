@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnId, Delivery, Hub, HubConfig, Outbound};
@@ -18,7 +17,7 @@ use super::protocol::{LoginFailure, LoginRequest, Routed};
 /// and is cut off (its `overflow` token is cancelled) instead of growing memory.
 #[derive(Clone)]
 pub struct Mailbox {
-    pub tx: mpsc::Sender<Outbound>,
+    pub tx: super::queue::Sender,
     pub overflow: CancellationToken,
 }
 
@@ -231,8 +230,8 @@ mod tests {
     use super::*;
     use crate::signaling::protocol::Dialect;
 
-    fn mailbox(size: usize) -> (Mailbox, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(size);
+    fn mailbox(size: usize) -> (Mailbox, crate::signaling::queue::Receiver) {
+        let (tx, rx) = crate::signaling::queue::channel(size);
         let overflow = CancellationToken::new();
         (Mailbox { tx, overflow }, rx)
     }
@@ -269,7 +268,7 @@ mod tests {
             .await;
         assert_eq!(board.user_list("lobby").await, vec!["fast".to_string()]);
         let mut last = None;
-        while let Ok(out) = fast_rx.try_recv() {
+        while let Some(out) = fast_rx.try_recv() {
             last = Some(out);
         }
         let Some(Outbound::Frame(users)) = last else {

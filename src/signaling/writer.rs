@@ -1,19 +1,19 @@
 //! The socket edge's writing half: one task per connection moves queued frames to the
-//! WebSocket, in batches under load, and owns the connection's ping and its TURN credential
-//! refresh. Split from [`super::connection`] so each half stays readable.
+//! WebSocket, in batches under load, and owns the connection's ping (driven by the shared
+//! [`super::wheel::PingWheel`], not a timer of its own) and its TURN credential refresh. Split from [`super::connection`] so each half stays readable.
 
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::SinkExt;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{End, LastHeard, Shared};
 use super::hub::{ConnId, Outbound};
 use super::protocol::ServerMsg;
+use super::queue;
 
 /// Credentials are refreshed when this fraction of their lifetime has passed.
 const REFRESH_AT: f64 = 0.8;
@@ -40,16 +40,16 @@ pub(super) fn frame_for(
 
 pub(super) async fn write_loop(
     sink: &mut SplitSink<WebSocket, Message>,
-    rx: &mut mpsc::Receiver<Outbound>,
+    rx: &mut queue::Receiver,
     conn: ConnId,
     shared: &Shared,
     heard: &LastHeard,
     overflow: &CancellationToken,
 ) -> End {
-    let config = &shared.config;
-    let ping_every = Duration::from_secs(config.ping_interval_secs.max(1));
-    let pong_timeout = Duration::from_secs(config.pong_timeout_secs.max(1));
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let pong_timeout = Duration::from_secs(shared.config.pong_timeout_secs.max(1));
+    // The shared ping wheel beats once per ping interval: a ping, or the end of a silent client.
+    let mut beat = shared.wheel.subscribe();
+    let stuck_beats = beats_within(pong_timeout, shared.wheel.period());
     // When to push fresh ICE credentials for this connection's login.
     let mut refresh: Option<Instant> = None;
     loop {
@@ -64,7 +64,7 @@ pub(super) async fn write_loop(
                 Some(Outbound::Frame(text)) => Message::Text(text),
                 Some(Outbound::Msg(msg)) => login_frame(*msg, conn, shared, &mut refresh),
             },
-            _ = ping.tick() => {
+            _ = beat.next() => {
                 if heard.silent_for() > pong_timeout {
                     tracing::info!(conn = conn.0, "no pong: closing");
                     return End::PongTimeout;
@@ -77,8 +77,7 @@ pub(super) async fn write_loop(
                 Message::Text(ServerMsg::IceServers(grant).to_text().into())
             }
         };
-        // Under load, what else is queued goes out in the same write (one syscall and one
-        // send timer per batch, not per frame).
+        // Under load, what else is queued goes out in the same write (one syscall per batch).
         let (batch, close) = take_batch(frame, rx, |msg| {
             login_frame(msg, conn, shared, &mut refresh)
         });
@@ -88,18 +87,39 @@ pub(super) async fn write_loop(
             }
             sink.flush().await
         };
+        tokio::pin!(send_all);
         // A client that does not read blocks this send; its mailbox then overflows, or, if
-        // nobody writes to it, the send times out like a missing pong.
-        tokio::select! {
-            sent = send_all => if sent.is_err() { return End::Broken },
-            _ = shared.shutdown.cancelled() => return End::Shutdown,
-            _ = overflow.cancelled() => return End::CutOff,
-            _ = tokio::time::sleep(pong_timeout) => return End::CutOff,
+        // nobody writes to it, the send gives up after the pong timeout's worth of beats.
+        let mut beats = 0;
+        loop {
+            tokio::select! {
+                sent = &mut send_all => match sent {
+                    Ok(()) => break,
+                    Err(_) => return End::Broken,
+                },
+                _ = shared.shutdown.cancelled() => return End::Shutdown,
+                _ = overflow.cancelled() => return End::CutOff,
+                _ = beat.next() => {
+                    beats += 1;
+                    if beats >= stuck_beats {
+                        return End::CutOff;
+                    }
+                }
+            }
         }
         if let Some(end) = close {
             return end;
         }
     }
+}
+
+/// Beats of `period` that cover `timeout` (at least one).
+fn beats_within(timeout: Duration, period: Duration) -> u32 {
+    let period = period.as_millis().max(1);
+    timeout
+        .as_millis()
+        .div_ceil(period)
+        .clamp(1, u32::MAX as u128) as u32
 }
 
 /// Most frames written in one go.
@@ -108,18 +128,18 @@ const BATCH: usize = 32;
 /// `first` and the frames queued behind it; `to_frame` serialises a typed message.
 fn take_batch(
     first: Message,
-    rx: &mut mpsc::Receiver<Outbound>,
+    rx: &mut queue::Receiver,
     mut to_frame: impl FnMut(ServerMsg) -> Message,
 ) -> (Vec<Message>, Option<End>) {
     let mut batch = vec![first];
     while batch.len() < BATCH {
         match rx.try_recv() {
-            Ok(Outbound::Frame(text)) => batch.push(Message::Text(text)),
-            Ok(Outbound::Msg(msg)) => batch.push(to_frame(*msg)),
-            Ok(Outbound::Close { code, reason }) => {
+            Some(Outbound::Frame(text)) => batch.push(Message::Text(text)),
+            Some(Outbound::Msg(msg)) => batch.push(to_frame(*msg)),
+            Some(Outbound::Close { code, reason }) => {
                 return (batch, Some(End::Server { code, reason }))
             }
-            Err(_) => break,
+            None => break,
         }
     }
     (batch, None)
@@ -160,5 +180,13 @@ mod tests {
             Duration::from_secs(80)
         );
         assert_eq!(refresh_after(Duration::ZERO), MIN_REFRESH);
+    }
+
+    #[test]
+    fn a_stuck_send_waits_the_pong_timeout_rounded_up_to_beats() {
+        let secs = Duration::from_secs;
+        assert_eq!(beats_within(secs(60), secs(20)), 3);
+        assert_eq!(beats_within(secs(2), secs(1)), 2);
+        assert_eq!(beats_within(secs(5), secs(20)), 1);
     }
 }

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::io::{Holding, Prefixed, WriteDeadline};
+use super::io::{Holding, Prefixed, ReadBurst, WriteDeadline};
 use super::limits::{Backoff, ConnectionSlot, Settings, MAX_HTTP_BUFFER};
 use super::per_address::{OverCap, PerAddress, REPORT_EVERY};
 
@@ -203,11 +203,13 @@ impl Connection {
             }
         });
         let idle = self.settings.keep_alive_idle;
+        // An upgraded WebSocket reads through ReadBurst: no read buffer held while idle.
+        let io = TokioIo::new(ReadBurst::new(WriteDeadline::new(stream, idle)));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(idle)
             .max_buf_size(MAX_HTTP_BUFFER)
-            .serve_connection(TokioIo::new(WriteDeadline::new(stream, idle)), service)
+            .serve_connection(io, service)
             .with_upgrades();
         tokio::pin!(conn);
         tokio::select! {

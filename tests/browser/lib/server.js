@@ -54,15 +54,23 @@ function relayRangeStart() {
 
 /**
  * TOML for a loopback test instance. `extra` is appended verbatim (e.g. [[rooms]]);
- * `serverExtra` goes inside [server] (e.g. extra_origins).
+ * `serverExtra` goes inside [server] (e.g. extra_origins). `maxConnectionsPerAddress` raises
+ * the web listener's per-address limit (server.max_connections_per_address), for a test that
+ * holds thousands of WebSockets from 127.0.0.1; the relay's own limits are in [signaling]
+ * (`extra`).
  */
 export function testConfig({
   host = '127.0.0.1', httpPort, turnPort, relayPortMin, relayPortMax, extra = '', serverExtra = '',
+  maxConnectionsPerAddress,
 }) {
+  const perAddress = maxConnectionsPerAddress === undefined
+    ? ''
+    : `max_connections_per_address = ${Number(maxConnectionsPerAddress)}`;
   return `[server]
 public_host = "localhost"
 listen = "${host}:${httpPort}"
 shutdown_grace_secs = 1
+${perAddress}
 ${serverExtra}
 
 [turn]
@@ -80,8 +88,8 @@ ${extra}
 /**
  * Starts callbox and resolves once it printed its URL.
  * Options: httpPort (0: pick a free fixed port, so a restart can reuse it), turnPort, extra
- * TOML, serverExtra (TOML lines inside [server]), config (full TOML instead of the generated
- * one), prefix (argv to run the binary under,
+ * TOML, serverExtra (TOML lines inside [server]), maxConnectionsPerAddress (see testConfig),
+ * config (full TOML instead of the generated one), prefix (argv to run the binary under,
  * e.g. ['ip', 'netns', 'exec', 'pub']), startTimeoutMs.
  */
 export async function startCallbox(options = {}) {
@@ -94,7 +102,13 @@ export async function startCallbox(options = {}) {
   const config =
     options.config ??
     testConfig({
-      httpPort, turnPort, relayPortMin, relayPortMax, extra: options.extra ?? '', serverExtra: options.serverExtra ?? '',
+      httpPort,
+      turnPort,
+      relayPortMin,
+      relayPortMax,
+      extra: options.extra ?? '',
+      serverExtra: options.serverExtra ?? '',
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress,
     });
   writeFileSync(configPath, config);
   const instance = {
