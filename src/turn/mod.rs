@@ -8,6 +8,7 @@ mod admission;
 mod allocs;
 pub mod config;
 pub mod credentials;
+mod fastpath;
 pub mod guard;
 mod host_watch;
 pub mod limiter;

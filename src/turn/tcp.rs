@@ -134,6 +134,9 @@ where
         match next {
             Ok(true) => {
                 deadline = None;
+                if handle.fast.relay_from_client(&frame) {
+                    continue;
+                }
                 if handle.inbound.send(frame.clone()).await.is_err() {
                     break;
                 }
