@@ -33,18 +33,21 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-# name: uclient arguments (-c: no RTCP allocation; -z pacing in ms, 0 = as fast as it can).
+# name: processes x uclient arguments (-c: no RTCP allocation; -z pacing in ms, 0 = as fast
+# as it can). 50 clients are 5 processes of 10 on 127.0.0.11-15: callbox's built-in
+# per-address limit on unauthenticated requests (20, then 2/s) would otherwise make the 50
+# first Allocates of one address wait, and uclient gives up.
 declare -A ROW=(
-  [udp-ch-1-100]="-m 1 -n 1000 -z 2 -l 100"
-  [udp-ch-10-100]="-m 10 -n 400 -z 5 -l 100"
-  [udp-ch-50-100]="-m 50 -n 200 -z 5 -l 100"
-  [udp-ch-50-1000]="-m 50 -n 200 -z 5 -l 1000"
-  [udp-send-50-100]="-s -m 50 -n 200 -z 5 -l 100"
-  [udp-send-10-1000]="-s -m 10 -n 400 -z 5 -l 1000"
-  [udp-flood]="-m 10 -n 1000 -z 0 -l 100"
-  [tcp-ch-10-100]="-t -m 10 -n 400 -z 5 -l 100"
-  [tcp-ch-50-100]="-t -m 50 -n 200 -z 5 -l 100"
-  [tcp-flood]="-t -m 10 -n 1000 -z 0 -l 100"
+  [udp-ch-1-100]="1 -m 1 -n 1000 -z 2 -l 100"
+  [udp-ch-10-100]="1 -m 10 -n 400 -z 5 -l 100"
+  [udp-ch-50-100]="5 -m 10 -n 200 -z 5 -l 100"
+  [udp-ch-50-1000]="5 -m 10 -n 200 -z 5 -l 1000"
+  [udp-send-50-100]="5 -s -m 10 -n 200 -z 5 -l 100"
+  [udp-send-10-1000]="1 -s -m 10 -n 400 -z 5 -l 1000"
+  [udp-flood]="1 -m 10 -n 1000 -z 0 -l 100"
+  [tcp-ch-10-100]="1 -t -m 10 -n 400 -z 5 -l 100"
+  [tcp-ch-50-100]="5 -t -m 10 -n 200 -z 5 -l 100"
+  [tcp-flood]="1 -t -m 10 -n 1000 -z 0 -l 100"
 )
 ORDER="udp-ch-1-100 udp-ch-10-100 udp-ch-50-100 udp-ch-50-1000 udp-send-50-100 udp-send-10-1000 udp-flood tcp-ch-10-100 tcp-ch-50-100 tcp-flood"
 ROWS=${BENCH_ROWS:-$ORDER}
@@ -98,18 +101,24 @@ run_matrix() {
   turnutils_peer -L 127.0.0.2 -p "$PEER_PORT" >/dev/null 2>&1 & local peer=$!; pids+=("$peer")
   sleep 0.3
   for row in $ROWS; do
-    local t0 w0 out
+    local t0 w0 t1 w1 procs args up=()
+    read -r procs args <<<"${ROW[$row]}"
     t0=$(ticks "$server"); w0=$(date +%s.%N)
-    out=$(timeout 120 turnutils_uclient -p "$PORT" "$@" -e 127.0.0.2 -r "$PEER_PORT" -c \
-      ${ROW[$row]} 127.0.0.1 2>&1 || true)
-    local t1 w1; t1=$(ticks "$server"); w1=$(date +%s.%N)
-    echo "$out" | awk -v row="$row" -v dt=$((t1 - t0)) -v secs="$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')" '
-      /tot_send_msgs=.*tot_recv_msgs=/ && !/msz=/ { gsub(/[^0-9 =]/, " "); n = split($0, f, "=");
-        split(f[2], s, " "); split(f[3], r, " "); msgs = s[1] + r[1] }
-      /Total lost packets/ { match($0, /\([0-9.]+%/); loss = substr($0, RSTART + 1, RLENGTH - 2) }
+    for i in $(seq "$procs"); do
+      timeout 120 turnutils_uclient -p "$PORT" "$@" -L "127.0.0.1$i" -e 127.0.0.2 \
+        -r "$PEER_PORT" -c $args 127.0.0.1 > "$work/out.$i" 2>&1 &
+      up+=($!)
+    done
+    wait "${up[@]}" || true
+    t1=$(ticks "$server"); w1=$(date +%s.%N)
+    cat "$work"/out.* | awk -v row="$row" -v dt=$((t1 - t0)) -v w0="$w0" -v w1="$w1" '
+      /tot_send_msgs=.*tot_recv_msgs=/ && !/msz=/ { gsub(/[^0-9 =]/, " "); split($0, f, "=");
+        split(f[2], s, " "); split(f[3], r, " "); sent += s[1]; msgs += s[1] + r[1] }
+      /Total lost packets/ { lost += $6 }
       END { if (msgs == 0) { print row "\tfail\tfail\tfail"; exit }
-        printf "%s\t%.1f\t%.0f\t%.2f\n", row, dt * 10000 / msgs, msgs / secs, loss }' \
-      >> "$work/$name.tsv"
+        printf "%s\t%.1f\t%.0f\t%.2f\n", row, dt * 10000 / msgs, msgs / (w1 - w0),
+          100 * lost / sent }' >> "$work/$name.tsv"
+    rm -f "$work"/out.*
     echo "  $name $(tail -1 "$work/$name.tsv")" >&2
   done
   "$allocs_bin" "127.0.0.1:$PORT" "$server" "$@" > "$work/$name.allocs" || true
@@ -135,7 +144,7 @@ for row in $ROWS; do
     printf '| %-34s | %10s | %10s | %6s |\n' "$row $what" "$a" "$b" "$ratio"
   done
 done
-for fig in "allocs/s" "µs CPU/alloc" "bytes RSS/alloc"; do
+for fig in "allocs/s" "µs CPU/alloc" "alloc failures" "held allocations" "bytes RSS/alloc"; do
   a=$(awk -F'\t' -v f="$fig" '$1 == f {print $2}' "$work/coturn.allocs")
   b=$(awk -F'\t' -v f="$fig" '$1 == f {print $2}' "$work/callbox.allocs")
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0) printf "%.2f", b / a; else print "-" }')
