@@ -34,7 +34,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 # name: processes x uclient arguments (-c: no RTCP allocation; -z pacing in ms, 0 = as fast
-# as it can). 50 clients are 5 processes of 10 on 127.0.0.11-15: callbox's built-in
+# as it can). 50 clients are 5 processes of 10 on 127.0.R.11-15: callbox's built-in
 # per-address limit on unauthenticated requests (20, then 2/s) would otherwise make the 50
 # first Allocates of one address wait, and uclient gives up.
 declare -A ROW=(
@@ -100,12 +100,16 @@ run_matrix() {
   "start_$name"; pids+=("$server"); wait_port
   turnutils_peer -L 127.0.0.2 -p "$PEER_PORT" >/dev/null 2>&1 & local peer=$!; pids+=("$peer")
   sleep 0.3
+  local r=0
   for row in $ROWS; do
     local t0 w0 t1 w1 procs args up=()
+    # Fresh source addresses per row: the allocations of earlier rows live on (uclient does
+    # not delete them), and callbox holds at most 64 UDP sessions per client address.
+    r=$((r + 1))
     read -r procs args <<<"${ROW[$row]}"
     t0=$(ticks "$server"); w0=$(date +%s.%N)
     for i in $(seq "$procs"); do
-      timeout 120 turnutils_uclient -p "$PORT" "$@" -L "127.0.0.1$i" -e 127.0.0.2 \
+      timeout 120 turnutils_uclient -p "$PORT" "$@" -L "127.0.$r.1$i" -e 127.0.0.2 \
         -r "$PEER_PORT" -c $args 127.0.0.1 > "$work/out.$i" 2>&1 &
       up+=($!)
     done
