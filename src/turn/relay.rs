@@ -184,13 +184,13 @@ impl RelayCore {
             .is_ok_and(|mut b| b.take(len as f64, rate, burst(self.bytes_per_sec), Instant::now()))
     }
 
-    /// Sends `payload` to `peer` (already allowed by the policy) within the budget, without
-    /// waiting: a full socket buffer drops it, as the network would.
-    pub fn send_to_peer(&self, payload: &[u8], peer: SocketAddr) {
+    /// Sends `payload` to `peer` (already allowed by the policy) within the budget, waiting
+    /// for room in the socket buffer (backpressure on the client's reads, as the crate had).
+    pub async fn send_to_peer(&self, payload: &[u8], peer: SocketAddr) {
         if !self.within_budget(&self.out_bucket, payload.len()) {
             return;
         }
-        if let Ok(n) = self.socket.try_send_to(payload, self.as_bound(peer)) {
+        if let Ok(n) = self.socket.send_to(payload, self.as_bound(peer)).await {
             self.to_peer.fetch_add(n as u64, Ordering::Relaxed);
             crate::counters::RELAYED.to_peer(n);
         }
@@ -304,7 +304,7 @@ impl Conn for RelayConn {
     /// Not used while the data path handles ChannelData and Send indications; kept correct.
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         if self.policy.check(target).is_ok() {
-            self.core.send_to_peer(buf, target);
+            self.core.send_to_peer(buf, target).await;
         }
         Ok(buf.len())
     }

@@ -134,7 +134,7 @@ where
         match next {
             Ok(true) => {
                 deadline = None;
-                if handle.fast.relay_from_client(&frame) {
+                if handle.fast.relay_from_client(&frame).await {
                     continue;
                 }
                 if handle.inbound.send(frame.clone()).await.is_err() {

@@ -82,7 +82,7 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv) {
         if frame::is_channel_data(bytes) || frame::is_send_indication(bytes) {
             // Relayed data: straight to the relay socket, never decoded as a whole message.
             if let Some(s) = sessions.get(&from).filter(|s| !s.ended.is_cancelled()) {
-                s.fast.relay_from_client(bytes);
+                s.fast.relay_from_client(bytes).await;
             }
             continue;
         }

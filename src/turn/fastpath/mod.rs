@@ -163,7 +163,7 @@ impl FastPath {
 
     /// Relays ChannelData or a Send indication from the client. False: `bytes` is neither
     /// (a control message, for the crate); true: relayed or dropped.
-    pub fn relay_from_client(&self, bytes: &[u8]) -> bool {
+    pub async fn relay_from_client(&self, bytes: &[u8]) -> bool {
         let (target, payload) = if frame::is_channel_data(bytes) {
             match frame::channel_data(bytes) {
                 Some((number, payload)) => (Target::Channel(number), payload),
@@ -200,7 +200,7 @@ impl FastPath {
             Some((relay, peer))
         });
         if let Some((relay, peer)) = route {
-            relay.send_to_peer(payload, peer);
+            relay.send_to_peer(payload, peer).await;
         }
         true
     }
