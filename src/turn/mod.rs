@@ -7,6 +7,7 @@
 mod admission;
 mod allocs;
 pub mod credentials;
+mod fastpath;
 pub mod guard;
 mod host_watch;
 pub(crate) mod limiter;

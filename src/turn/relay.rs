@@ -1,12 +1,13 @@
 //! Relay sockets: bound on `relay_ips` within the relay port range, in the family the client
-//! asked for, advertising `external_ip` behind 1:1 NAT. Each relay socket is wrapped so that
-//! the peer policy is enforced again on every outbound datagram (the crate keys permissions by
-//! IP only, so a permission for our own relay port would otherwise open every port of that
-//! IP to Send indications), the bandwidth limit applies, and the allocation's bytes are
-//! counted for the one summary line logged when it ends. Each relay socket is registered with
-//! the policy while it is open, so our own relay address is a peer on live relay ports only;
-//! inbound datagrams are checked too, so a local program on a relay-range port of our address
-//! cannot inject through an IP-wide permission either.
+//! asked for, advertising `external_ip` behind 1:1 NAT. The socket, the bandwidth budget and
+//! the allocation's byte counters (for the one summary line logged when it ends) live in a
+//! [`RelayCore`] shared with the client transport's data path (`fastpath/`), which relays
+//! packets without the crate; the crate's packet loop drives the peer side by reading from
+//! [`RelayConn`], which never hands it a packet. Each relay socket is registered with the
+//! policy while it is open, so our own relay address is a peer on live relay ports only; the
+//! data path checks datagrams to and from our own addresses per packet, because the crate
+//! keys permissions by IP only and a permission for our own relay port would otherwise open
+//! every port of that IP, both ways.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,8 @@ use turn::relay::RelayAddressGenerator;
 use webrtc_util::Conn;
 
 use super::credentials::user_of;
+use super::fastpath::frame::{FRAME, HEADROOM, MAX_PAYLOAD};
+use super::fastpath::FastPath;
 use super::guard::AuthCell;
 use super::limiter::Bucket;
 use super::peer_policy::PeerPolicy;
@@ -56,6 +59,8 @@ pub struct Generator {
     /// The crate drops a relay socket only once its allocation is out of its table and the
     /// allocation's packet loop has ended, so the quota slot is given back here.
     pub on_drop: OnDrop,
+    /// The client transport's data path, told of the relay socket while it is open.
+    pub fast: Arc<FastPath>,
 }
 
 #[async_trait]
@@ -93,7 +98,7 @@ impl RelayAddressGenerator for Generator {
         tracing::debug!(%user, relay = %advertised, "TURN allocation created");
         self.policy.relay_opened(bound);
         self.policy.relay_opened(advertised);
-        let conn = RelayConn {
+        let core = Arc::new(RelayCore {
             socket,
             bound,
             hairpin: s
@@ -101,15 +106,20 @@ impl RelayAddressGenerator for Generator {
                 .filter(|ext| ext.is_ipv4() == bound.is_ipv4())
                 .map(|ext| (ext, bound.ip())),
             relay_ports: s.port_min..=s.port_max,
-            policy: Arc::clone(&self.policy),
-            user,
-            relay: advertised,
-            started: Instant::now(),
             to_peer: AtomicU64::new(0),
             from_peer: AtomicU64::new(0),
             bytes_per_sec: s.bytes_per_sec,
             out_bucket: Mutex::new(Bucket::full(burst(s.bytes_per_sec), Instant::now())),
             in_bucket: Mutex::new(Bucket::full(burst(s.bytes_per_sec), Instant::now())),
+        });
+        self.fast.relay_opened(Arc::clone(&core));
+        let conn = RelayConn {
+            core,
+            fast: Arc::clone(&self.fast),
+            policy: Arc::clone(&self.policy),
+            user,
+            relay: advertised,
+            started: Instant::now(),
             closed: CancellationToken::new(),
             logged: AtomicBool::new(false),
             on_drop: Arc::clone(&self.on_drop),
@@ -147,29 +157,23 @@ async fn bind_in_range(ip: IpAddr, min: u16, max: u16, requested: u16) -> Option
     None
 }
 
-/// A relay socket with the policy, the bandwidth limit and the byte counters around it.
-pub struct RelayConn {
+/// The socket, budgets and counters of one relay, shared by the crate's view of it
+/// ([`RelayConn`]) and the data path.
+pub struct RelayCore {
     socket: UdpSocket,
     bound: SocketAddr,
     /// (advertised, bound) when they differ: traffic between two of our own relays goes
     /// directly between the bound addresses, since a 1:1 NAT often cannot hairpin.
     hairpin: Option<(IpAddr, IpAddr)>,
     relay_ports: std::ops::RangeInclusive<u16>,
-    policy: Arc<PeerPolicy>,
-    user: String,
-    relay: SocketAddr,
-    started: Instant,
     to_peer: AtomicU64,
     from_peer: AtomicU64,
     bytes_per_sec: u64,
     out_bucket: Mutex<Bucket>,
     in_bucket: Mutex<Bucket>,
-    closed: CancellationToken,
-    logged: AtomicBool,
-    on_drop: OnDrop,
 }
 
-impl RelayConn {
+impl RelayCore {
     fn within_budget(&self, bucket: &Mutex<Bucket>, len: usize) -> bool {
         if self.bytes_per_sec == 0 {
             return true;
@@ -178,6 +182,28 @@ impl RelayConn {
         bucket
             .lock()
             .is_ok_and(|mut b| b.take(len as f64, rate, burst(self.bytes_per_sec), Instant::now()))
+    }
+
+    /// Sends `payload` to `peer` (already allowed by the policy) within the budget, waiting
+    /// for room in the socket buffer (backpressure on the client's reads, as the crate had).
+    pub async fn send_to_peer(&self, payload: &[u8], peer: SocketAddr) {
+        if !self.within_budget(&self.out_bucket, payload.len()) {
+            return;
+        }
+        if let Ok(n) = self.socket.send_to(payload, self.as_bound(peer)).await {
+            self.to_peer.fetch_add(n as u64, Ordering::Relaxed);
+            crate::counters::RELAYED.to_peer(n);
+        }
+    }
+
+    /// Takes `n` bytes from a peer out of the inbound budget and counts them; false: drop.
+    pub fn take_from_peer(&self, n: usize) -> bool {
+        if !self.within_budget(&self.in_bucket, n) {
+            return false;
+        }
+        self.from_peer.fetch_add(n as u64, Ordering::Relaxed);
+        crate::counters::RELAYED.from_peer(n);
+        true
     }
 
     /// A peer that is another of our relays, as the clients know it (advertised address).
@@ -197,21 +223,38 @@ impl RelayConn {
             _ => to,
         }
     }
+}
 
+/// The crate's view of a relay socket: its packet loop reads here, and every datagram is
+/// relayed to the client by the data path before the next read.
+pub struct RelayConn {
+    core: Arc<RelayCore>,
+    fast: Arc<FastPath>,
+    policy: Arc<PeerPolicy>,
+    user: String,
+    relay: SocketAddr,
+    started: Instant,
+    closed: CancellationToken,
+    logged: AtomicBool,
+    on_drop: OnDrop,
+}
+
+impl RelayConn {
     /// The one line per allocation: who, how long, how much each way. Also the moment this
     /// relay stops being a peer of other relays (the socket itself closes right after).
     fn log_summary(&self) {
         if self.logged.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.policy.relay_closed(self.bound);
+        self.fast.relay_closed(&self.core);
+        self.policy.relay_closed(self.core.bound);
         self.policy.relay_closed(self.relay);
         tracing::info!(
             user = %self.user,
             relay = %self.relay,
             duration_secs = self.started.elapsed().as_secs(),
-            bytes_to_peers = self.to_peer.load(Ordering::Relaxed),
-            bytes_from_peers = self.from_peer.load(Ordering::Relaxed),
+            bytes_to_peers = self.core.to_peer.load(Ordering::Relaxed),
+            bytes_from_peers = self.core.from_peer.load(Ordering::Relaxed),
             "TURN allocation ended"
         );
     }
@@ -236,20 +279,21 @@ impl Conn for RelayConn {
         Err(webrtc_util::Error::Other("use recv_from".into()))
     }
 
-    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+    /// Relays what peers send until the relay closes; returns nothing to the crate.
+    async fn recv_from(&self, _buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        let mut frame = [0u8; FRAME];
         loop {
+            let payload = &mut frame[HEADROOM..HEADROOM + MAX_PAYLOAD];
             let (n, from) = tokio::select! {
-                r = self.socket.recv_from(buf) => r?,
+                r = self.core.socket.recv_from(payload) => r?,
                 _ = self.closed.cancelled() => {
                     return Err(webrtc_util::Error::Other("relay closed".into()))
                 }
             };
-            let from = self.as_advertised(from);
-            if self.policy.check(from).is_ok() && self.within_budget(&self.in_bucket, n) {
-                self.from_peer.fetch_add(n as u64, Ordering::Relaxed);
-                crate::counters::RELAYED.from_peer(n);
-                return Ok((n, from));
-            }
+            let from = self.core.as_advertised(from);
+            self.fast
+                .relay_to_client(&self.core, &mut frame, n, from)
+                .await;
         }
     }
 
@@ -257,19 +301,16 @@ impl Conn for RelayConn {
         Err(webrtc_util::Error::Other("use send_to".into()))
     }
 
+    /// Not used while the data path handles ChannelData and Send indications; kept correct.
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        // Refused or over budget: report success so the crate does not log per packet.
-        if self.policy.check(target).is_err() || !self.within_budget(&self.out_bucket, buf.len()) {
-            return Ok(buf.len());
+        if self.policy.check(target).is_ok() {
+            self.core.send_to_peer(buf, target).await;
         }
-        let n = self.socket.send_to(buf, self.as_bound(target)).await?;
-        self.to_peer.fetch_add(n as u64, Ordering::Relaxed);
-        crate::counters::RELAYED.to_peer(n);
-        Ok(n)
+        Ok(buf.len())
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        Ok(self.core.socket.local_addr()?)
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {

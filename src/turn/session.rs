@@ -24,6 +24,7 @@ use turn::server::Server;
 use webrtc_util::Conn;
 
 use super::admission::{Admission, Ticket};
+use super::fastpath::FastPath;
 use super::guard::{AuthCell, Guard, Shared, Verdict};
 use super::relay::{Generator, RelaySettings};
 
@@ -35,6 +36,14 @@ pub const MAX_MESSAGE: usize = 1500;
 pub trait Transport: Send + Sync + 'static {
     async fn send(&self, bytes: &[u8]) -> std::io::Result<()>;
     fn local_addr(&self) -> SocketAddr;
+    /// A datagram transport (no ChannelData padding, see [`Transport::send_now`]).
+    fn is_datagram(&self) -> bool {
+        false
+    }
+    /// Sends at once without waiting, where the transport can (a datagram socket).
+    fn send_now(&self, _bytes: &[u8]) -> Option<std::io::Result<()>> {
+        None
+    }
 }
 
 /// Everything a new session needs from its server.
@@ -51,6 +60,8 @@ pub struct SessionEnv {
 pub struct SessionHandle {
     pub inbound: mpsc::Sender<Vec<u8>>,
     pub ended: CancellationToken,
+    /// Relays ChannelData and Send indications without the crate (see fastpath/).
+    pub fast: Arc<FastPath>,
 }
 
 /// Starts serving one client transport. Inbound messages are pushed into the returned
@@ -76,9 +87,16 @@ pub async fn start(
         Instant::now(),
     )));
     let last_seen = Arc::new(Mutex::new(Instant::now()));
+    let fast = Arc::new(FastPath::new(
+        Arc::clone(&env.shared),
+        &env.relay,
+        Arc::clone(&transport),
+        ended.clone(),
+    ));
     let conn = SessionConn {
         client,
         transport,
+        fast: Arc::clone(&fast),
         inbound: tokio::sync::Mutex::new(rx),
         guard: Arc::clone(&guard),
         last_seen: Arc::clone(&last_seen),
@@ -93,6 +111,7 @@ pub async fn start(
                 policy: Arc::clone(&env.shared.policy),
                 auth: Arc::clone(&auth),
                 on_drop: relay_dropped(&guard),
+                fast: Arc::clone(&fast),
             }),
         }],
         realm: env.shared.creds.realm().to_string(),
@@ -115,7 +134,11 @@ pub async fn start(
         _ticket: ticket,
     };
     env.tasks.spawn(watch.run());
-    Ok(SessionHandle { inbound: tx, ended })
+    Ok(SessionHandle {
+        inbound: tx,
+        ended,
+        fast,
+    })
 }
 
 /// Tells the guard a relay socket is gone (its allocation's quota slot is free).
@@ -215,6 +238,7 @@ impl Watch {
 struct SessionConn {
     client: SocketAddr,
     transport: Arc<dyn Transport>,
+    fast: Arc<FastPath>,
     inbound: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     guard: Arc<Mutex<Guard>>,
     last_seen: Arc<Mutex<Instant>>,
@@ -250,6 +274,7 @@ impl Conn for SessionConn {
             // The rest of a request the guard split goes first (see split.rs).
             if let Some(part) = self.guard.lock().ok().and_then(|mut g| g.queued()) {
                 if part.len() <= buf.len() {
+                    self.fast.note_request(&part);
                     buf[..part.len()].copy_from_slice(&part);
                     return Ok((part.len(), self.client));
                 }
@@ -275,10 +300,12 @@ impl Conn for SessionConn {
             };
             match verdict {
                 Verdict::Pass => {
+                    self.fast.note_request(&message);
                     buf[..message.len()].copy_from_slice(&message);
                     return Ok((message.len(), self.client));
                 }
                 Verdict::PassAs(part) if part.len() <= buf.len() => {
+                    self.fast.note_request(&part);
                     buf[..part.len()].copy_from_slice(&part);
                     return Ok((part.len(), self.client));
                 }
@@ -298,6 +325,8 @@ impl Conn for SessionConn {
     }
 
     async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+        // Before the guard, which swallows the answers to parts of a split request.
+        self.fast.note_answer(buf);
         let forward = match self.guard.lock() {
             Ok(mut g) => g.outbound(buf, Instant::now()),
             Err(_) => true,

@@ -128,6 +128,9 @@ where
         match next {
             Ok(true) => {
                 deadline = None;
+                if handle.fast.relay_from_client(&frame).await {
+                    continue;
+                }
                 if handle.inbound.send(frame.clone()).await.is_err() {
                     break;
                 }

@@ -2,7 +2,8 @@
 //! session of its source address, starting one for a new source only when the message is a
 //! request (anything else from an unknown source is noise). Binding answers come out of a
 //! per-source budget; a new source gets a session only within its address's share of the
-//! client slots.
+//! client slots. ChannelData and Send indications go to the session's data path
+//! (`fastpath/`) without a queue or a decode.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use stun::message::{CLASS_REQUEST, METHOD_BINDING};
 use tokio::net::UdpSocket;
 
 use super::admission::Kind;
+use super::fastpath::frame;
 use super::quota::Counters;
 use super::session::{self, SessionEnv, SessionHandle, Transport, MAX_MESSAGE};
 use super::wire;
@@ -37,6 +39,17 @@ impl Transport for UdpTransport {
 
     fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    fn is_datagram(&self) -> bool {
+        true
+    }
+
+    fn send_now(&self, bytes: &[u8]) -> Option<std::io::Result<()>> {
+        Some(match self.socket.try_send_to(bytes, self.peer) {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        })
     }
 }
 
@@ -67,6 +80,13 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv) {
             continue;
         }
         let bytes = &buf[..n];
+        if frame::is_channel_data(bytes) || frame::is_send_indication(bytes) {
+            // Relayed data: straight to the relay socket, never decoded as a whole message.
+            if let Some(s) = sessions.get(&from).filter(|s| !s.ended.is_cancelled()) {
+                s.fast.relay_from_client(bytes).await;
+            }
+            continue;
+        }
         let message = wire::parse(bytes);
         if let Some(m) = &message {
             if m.typ.class == CLASS_REQUEST && m.typ.method == METHOD_BINDING {

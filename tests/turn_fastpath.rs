@@ -1,0 +1,148 @@
+//! callbox's own data path (src/turn/fastpath/) against the real server on loopback: what it
+//! relays, and what it must not, in both directions, over UDP and TCP. (Lifetimes of
+//! permissions and channels are unit-tested on the table with time as an input.)
+
+mod turn_support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use turn_support::*;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+/// A server that lets relays reach 127.0.0.2 (loopback is denied by default), and a peer
+/// socket there.
+async fn server_and_peer() -> (callbox::turn::TurnServer, UdpSocket) {
+    let mut c = config();
+    c.allow_peers = vec!["127.0.0.2/32".into()];
+    let server = start(c).await;
+    let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    (server, peer)
+}
+
+async fn allocated(server: &callbox::turn::TurnServer) -> (RawClient, SocketAddr) {
+    let mut c = RawClient::new(server.udp_addrs()[0], "tool", "toolpass").await;
+    let reply = c.allocate().await.expect("allocate answer");
+    assert_eq!(reply.code, 0);
+    let relayed = RawClient::relayed(&reply);
+    (c, relayed)
+}
+
+async fn peer_gets(peer: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = [0u8; 2048];
+    let r = tokio::time::timeout(QUIET, peer.recv_from(&mut buf)).await;
+    r.ok()?.ok().map(|(n, from)| (buf[..n].to_vec(), from))
+}
+
+fn channel_data(number: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = number.to_be_bytes().to_vec();
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn channel_data_on_an_unbound_channel_is_dropped_and_a_bound_one_relays_both_ways() {
+    let (server, peer) = server_and_peer().await;
+    let (mut c, relayed) = allocated(&server).await;
+    let peer_addr = peer.local_addr().unwrap();
+    c.send(&channel_data(0x4000, b"before any bind")).await;
+    assert_eq!(peer_gets(&peer).await, None);
+    assert_eq!(c.channel_bind(0x4000, peer_addr).await.unwrap().code, 0);
+    c.send(&channel_data(0x4001, b"unbound channel")).await;
+    assert_eq!(peer_gets(&peer).await, None);
+    c.send(&channel_data(0x4000, b"bound channel")).await;
+    assert_eq!(
+        peer_gets(&peer).await,
+        Some((b"bound channel".to_vec(), relayed))
+    );
+    // The peer answers: it arrives as ChannelData, since a channel is bound to that address.
+    peer.send_to(b"answer", relayed).await.unwrap();
+    assert_eq!(c.next_data(STEP).await, Some((b"answer".to_vec(), None)));
+    server.close().await;
+}
+
+#[tokio::test]
+async fn send_indications_need_a_permission_and_data_indications_reach_the_client() {
+    let (server, peer) = server_and_peer().await;
+    let (mut c, relayed) = allocated(&server).await;
+    let peer_addr = peer.local_addr().unwrap();
+    c.send_indication(peer_addr, b"no permission yet").await;
+    assert_eq!(peer_gets(&peer).await, None);
+    peer.send_to(b"unasked", relayed).await.unwrap();
+    assert_eq!(c.next_data(QUIET).await, None);
+
+    assert_eq!(c.create_permission(&[peer_addr]).await.unwrap().code, 0);
+    c.send_indication(peer_addr, b"permitted").await;
+    assert_eq!(
+        peer_gets(&peer).await,
+        Some((b"permitted".to_vec(), relayed))
+    );
+    // An odd length, so the DATA attribute is padded.
+    peer.send_to(b"from the peer", relayed).await.unwrap();
+    assert_eq!(
+        c.next_data(STEP).await,
+        Some((b"from the peer".to_vec(), Some(peer_addr)))
+    );
+    // The permission is per IP (as in the crate): another port of that peer gets through.
+    let other = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    other.send_to(b"other port", relayed).await.unwrap();
+    let other_addr = other.local_addr().unwrap();
+    assert_eq!(
+        c.next_data(STEP).await,
+        Some((b"other port".to_vec(), Some(other_addr)))
+    );
+    server.close().await;
+}
+
+#[tokio::test]
+async fn nothing_is_relayed_once_the_allocation_is_deleted() {
+    let (server, peer) = server_and_peer().await;
+    let (mut c, relayed) = allocated(&server).await;
+    let peer_addr = peer.local_addr().unwrap();
+    assert_eq!(c.channel_bind(0x4000, peer_addr).await.unwrap().code, 0);
+    c.send(&channel_data(0x4000, b"live")).await;
+    assert!(peer_gets(&peer).await.is_some());
+    let lifetime0 = turn::proto::lifetime::Lifetime(Duration::ZERO);
+    let reply = c
+        .request(stun::message::METHOD_REFRESH, vec![Box::new(lifetime0)])
+        .await
+        .unwrap();
+    assert_eq!(reply.code, 0);
+    c.send(&channel_data(0x4000, b"after delete")).await;
+    c.send_indication(peer_addr, b"after delete").await;
+    assert_eq!(peer_gets(&peer).await, None);
+    let _ = peer.send_to(b"to a deleted relay", relayed).await;
+    assert_eq!(c.next_data(QUIET).await, None);
+    server.close().await;
+}
+
+#[tokio::test]
+async fn a_multi_peer_create_permission_opens_the_data_path_for_every_peer() {
+    let mut cfg = config();
+    cfg.allow_peers = vec!["127.0.0.2/32".into(), "127.0.0.3/32".into()];
+    let server = start(cfg).await;
+    let (mut c, relayed) = allocated(&server).await;
+    let near = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let far = UdpSocket::bind("127.0.0.3:0").await.unwrap();
+    let stranger = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let (near_addr, far_addr) = (near.local_addr().unwrap(), far.local_addr().unwrap());
+    // The guard splits the request and the crate answers each part; the data path must learn
+    // both, including the part whose answer the client never sees.
+    let reply = c.create_permission(&[near_addr, far_addr]).await.unwrap();
+    assert_eq!(reply.code, 0);
+    for (peer, addr) in [(&near, near_addr), (&far, far_addr)] {
+        peer.send_to(b"hello", relayed).await.unwrap();
+        assert_eq!(
+            c.next_data(STEP).await,
+            Some((b"hello".to_vec(), Some(addr)))
+        );
+        c.send_indication(addr, b"back").await;
+        assert_eq!(peer_gets(peer).await, Some((b"back".to_vec(), relayed)));
+    }
+    stranger.send_to(b"not permitted", relayed).await.unwrap();
+    assert_eq!(c.next_data(QUIET).await, None);
+    server.close().await;
+}
