@@ -26,7 +26,7 @@ async fn login_replies_carry_the_configured_limits() {
     assert_eq!(ok["limits"], limits);
     ann.send(json!({"type":"message","text":"x".repeat(51)}))
         .await;
-    assert_eq!(ann.recv().await["code"], "too-long");
+    assert_eq!(ann.recv_type("error").await["code"], "too-long");
     running.shutdown().await;
 }
 
