@@ -271,10 +271,12 @@ async fn external_ip_is_advertised_as_the_relay_address() {
     let relayed = RawClient::relayed(&c.allocate().await.unwrap());
     assert_eq!(relayed.ip().to_string(), "203.0.113.9");
     assert!(relayed.port() >= 49152);
-    // The advertised address counts as our own: a peer on live relay ports only.
+    // The advertised address counts as our own: a peer on live relay ports only. A permission
+    // is IP-wide, so any relay-range port gets one; a channel needs a live relay port.
     assert_eq!(c.create_permission(&[relayed]).await.unwrap().code, 0);
     let peer = SocketAddr::new(relayed.ip(), relayed.port() ^ 1);
-    assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 403);
+    assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 0);
+    assert_eq!(c.channel_bind(0x4001, peer).await.unwrap().code, 403);
     let peer = SocketAddr::new(relayed.ip(), 443);
     assert_eq!(c.create_permission(&[peer]).await.unwrap().code, 403);
     server.close().await;
