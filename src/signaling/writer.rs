@@ -22,6 +22,29 @@ const MIN_REFRESH: Duration = Duration::from_secs(1);
 
 /// Serializes one message; a login success gets fresh ICE credentials for its connection's
 /// login here, and the time to refresh them is noted in `refresh` (a frame flushed while
+/// At a beat: has the ping sent at `*unanswered` gone without any frame from the client for
+/// `pong_timeout`? Otherwise notes that a ping goes out now (if none is waiting) and forgets a
+/// ping the client has answered since (any frame counts, as tungstenite answers in order).
+fn pong_overdue(
+    unanswered: &mut Option<Instant>,
+    heard: &LastHeard,
+    pong_timeout: Duration,
+    now: Instant,
+) -> bool {
+    if let Some(since) = *unanswered {
+        if heard.silent_for() < now.saturating_duration_since(since) {
+            *unanswered = None;
+        }
+    }
+    match *unanswered {
+        Some(since) => now.saturating_duration_since(since) > pong_timeout,
+        None => {
+            *unanswered = Some(now);
+            false
+        }
+    }
+}
+
 /// closing gets none: the login is already revoked).
 pub(super) fn frame_for(
     mut msg: ServerMsg,
@@ -52,6 +75,10 @@ pub(super) async fn write_loop(
     let stuck_beats = beats_within(pong_timeout, shared.wheel.period());
     // When to push fresh ICE credentials for this connection's login.
     let mut refresh: Option<Instant> = None;
+    // When the oldest ping still unanswered went out: the client has `pong_timeout` from then
+    // (measuring silence since the last frame instead would leave a pong only the timeout
+    // minus one ping interval, as the last frame may be the pong of the ping before).
+    let mut unanswered: Option<Instant> = None;
     loop {
         let refresh_at = refresh;
         let frame = tokio::select! {
@@ -65,7 +92,7 @@ pub(super) async fn write_loop(
                 Some(Outbound::Msg(msg)) => login_frame(*msg, conn, shared, &mut refresh),
             },
             _ = beat.next() => {
-                if heard.silent_for() > pong_timeout {
+                if pong_overdue(&mut unanswered, heard, pong_timeout, Instant::now()) {
                     tracing::info!(conn = conn.0, "no pong: closing");
                     return End::PongTimeout;
                 }
