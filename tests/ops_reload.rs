@@ -126,6 +126,10 @@ async fn sighup_applies_access_codes_names_restart_keys_and_survives_a_bad_file(
 const SECRET_A: &str = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 const SECRET_B: &str = "3f9a0c7e12b45d68e9f0a1b2c3d4e5f60a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d";
 
+/// Relay ranges start above the kernel's ephemeral ports (32768-60999 by default), where the
+/// free TURN port the test picks lives: a relay range holding the listener is refused at start.
+const RELAY_MIN: u16 = 61000;
+
 fn turn_config(port: u16, turn_port: u16, secret: &str, allow: &str, relay_min: u16) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"\"\n\
@@ -161,7 +165,7 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     let turn_port = free(true).expect("port").port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
-    std::fs::write(&path, turn_config(port, turn_port, SECRET_A, "", 49152)).expect("write");
+    std::fs::write(&path, turn_config(port, turn_port, SECRET_A, "", RELAY_MIN)).expect("write");
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&path)
@@ -191,7 +195,7 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     assert_eq!(code(live.create_permission(&[lan]).await), Some(403));
 
     let allow = "\"10.0.0.0/8\"";
-    std::fs::write(&path, turn_config(port, turn_port, SECRET_B, allow, 50000)).expect("write");
+    std::fs::write(&path, turn_config(port, turn_port, SECRET_B, allow, RELAY_MIN + 500)).expect("write");
     signal(&running.0, "-HUP");
     let applied = wait_log(&lines, "SIGHUP: applied");
     assert!(
@@ -216,7 +220,7 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     let placeholder = "replace-with-output-of: openssl rand -hex 32";
     std::fs::write(
         &path,
-        turn_config(port, turn_port, placeholder, allow, 50000),
+        turn_config(port, turn_port, placeholder, allow, RELAY_MIN + 500),
     )
     .expect("write");
     signal(&running.0, "-HUP");
