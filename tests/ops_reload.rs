@@ -195,7 +195,11 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     assert_eq!(code(live.create_permission(&[lan]).await), Some(403));
 
     let allow = "\"10.0.0.0/8\"";
-    std::fs::write(&path, turn_config(port, turn_port, SECRET_B, allow, RELAY_MIN + 500)).expect("write");
+    std::fs::write(
+        &path,
+        turn_config(port, turn_port, SECRET_B, allow, RELAY_MIN + 500),
+    )
+    .expect("write");
     signal(&running.0, "-HUP");
     let applied = wait_log(&lines, "SIGHUP: applied");
     assert!(

@@ -67,6 +67,28 @@ pub struct SessionHandle {
 /// Starts serving one client transport. Inbound messages are pushed into the returned
 /// handle; the session ends when the handle's sender is dropped, when `ended` is cancelled,
 /// on shutdown, when idle, or (never authenticated) at the end of its fixed lifetime.
+/// The crate's server for one client transport: the control plane (Allocate, Refresh,
+/// CreatePermission, ChannelBind) behind the guard in `conn`.
+async fn crate_server(
+    env: &SessionEnv,
+    conn: SessionConn,
+    generator: Generator,
+    auth: AuthCell,
+    close_tx: mpsc::Sender<AllocationInfo>,
+) -> Result<Server, turn::Error> {
+    Server::new(ServerConfig {
+        conn_configs: vec![ConnConfig {
+            conn: Arc::new(conn),
+            relay_addr_generator: Box::new(generator),
+        }],
+        realm: env.shared.creds.realm().to_string(),
+        auth_handler: Arc::new(SessionAuth(auth)),
+        channel_bind_timeout: Duration::ZERO,
+        alloc_close_notify: Some(close_tx),
+    })
+    .await
+}
+
 pub async fn start(
     env: &SessionEnv,
     client: SocketAddr,
@@ -103,23 +125,14 @@ pub async fn start(
         ended: ended.clone(),
     };
     let (close_tx, close_rx) = mpsc::channel(4);
-    let server = Server::new(ServerConfig {
-        conn_configs: vec![ConnConfig {
-            conn: Arc::new(conn),
-            relay_addr_generator: Box::new(Generator {
-                settings: Arc::clone(&env.relay),
-                policy: Arc::clone(&env.shared.policy),
-                auth: Arc::clone(&auth),
-                on_drop: relay_dropped(&guard),
-                fast: Arc::clone(&fast),
-            }),
-        }],
-        realm: env.shared.creds.realm().to_string(),
-        auth_handler: Arc::new(SessionAuth(auth)),
-        channel_bind_timeout: Duration::ZERO,
-        alloc_close_notify: Some(close_tx),
-    })
-    .await?;
+    let generator = Generator {
+        settings: Arc::clone(&env.relay),
+        policy: Arc::clone(&env.shared.policy),
+        auth: Arc::clone(&auth),
+        on_drop: relay_dropped(&guard),
+        fast: Arc::clone(&fast),
+    };
+    let server = crate_server(env, conn, generator, auth, close_tx).await?;
     let limits = &env.shared.budgets.limits;
     let watch = Watch {
         server,
