@@ -64,18 +64,23 @@ pub struct SessionHandle {
     pub fast: Arc<FastPath>,
 }
 
-/// Starts serving one client transport. Inbound messages are pushed into the returned
-/// handle; the session ends when the handle's sender is dropped, when `ended` is cancelled,
-/// on shutdown, when idle, or (never authenticated) at the end of its fixed lifetime.
 /// The crate's server for one client transport: the control plane (Allocate, Refresh,
-/// CreatePermission, ChannelBind) behind the guard in `conn`.
+/// CreatePermission, ChannelBind) behind the guard in `conn`, its relay sockets wired to the
+/// guard (quota slots) and the fast path (the data plane).
 async fn crate_server(
     env: &SessionEnv,
     conn: SessionConn,
-    generator: Generator,
+    (guard, fast): (&Arc<Mutex<Guard>>, &Arc<FastPath>),
     auth: AuthCell,
     close_tx: mpsc::Sender<AllocationInfo>,
 ) -> Result<Server, turn::Error> {
+    let generator = Generator {
+        settings: Arc::clone(&env.relay),
+        policy: Arc::clone(&env.shared.policy),
+        auth: Arc::clone(&auth),
+        on_drop: relay_dropped(guard),
+        fast: Arc::clone(fast),
+    };
     Server::new(ServerConfig {
         conn_configs: vec![ConnConfig {
             conn: Arc::new(conn),
@@ -89,15 +94,20 @@ async fn crate_server(
     .await
 }
 
+/// Starts serving one client transport. Inbound messages are pushed into the returned
+/// handle; the session ends when the handle's sender is dropped, when `ended` is cancelled,
+/// on shutdown, when idle, or (never authenticated) at the end of its fixed lifetime.
+///
+/// On a dual-stack `[::]` listener IPv4 clients arrive as
+/// `::ffff:a.b.c.d`; the crate and the guard see them as the IPv4 addresses they are
+/// (XOR-MAPPED-ADDRESS, quotas, limits). Replies still go out through the transport, which
+/// keeps the socket's own form.
 pub async fn start(
     env: &SessionEnv,
     client: SocketAddr,
     transport: Arc<dyn Transport>,
     ticket: Ticket,
 ) -> Result<SessionHandle, turn::Error> {
-    // On a dual-stack `[::]` listener IPv4 clients arrive as `::ffff:a.b.c.d`; the crate and
-    // the guard see them as the IPv4 addresses they are (XOR-MAPPED-ADDRESS, quotas, limits).
-    // Replies still go out through the transport, which keeps the socket's own form.
     let client = unmapped(client);
     let (tx, rx) = mpsc::channel(64);
     let ended = CancellationToken::new();
@@ -125,14 +135,7 @@ pub async fn start(
         ended: ended.clone(),
     };
     let (close_tx, close_rx) = mpsc::channel(4);
-    let generator = Generator {
-        settings: Arc::clone(&env.relay),
-        policy: Arc::clone(&env.shared.policy),
-        auth: Arc::clone(&auth),
-        on_drop: relay_dropped(&guard),
-        fast: Arc::clone(&fast),
-    };
-    let server = crate_server(env, conn, generator, auth, close_tx).await?;
+    let server = crate_server(env, conn, (&guard, &fast), auth, close_tx).await?;
     let limits = &env.shared.budgets.limits;
     let watch = Watch {
         server,
