@@ -348,6 +348,11 @@ impl IceServerSource for TurnIce {
         IceGrant { ice_servers, ttl }
     }
 
+    fn ice_servers_in(&self, login: ConnId, room: &str) -> IceGrant {
+        let (ice_servers, ttl) = self.0.ice_servers_in(&login.0.to_string(), Some(room));
+        IceGrant { ice_servers, ttl }
+    }
+
     fn revoke(&self, login: ConnId) {
         self.0.revoke_login(&login.0.to_string());
     }

@@ -160,7 +160,7 @@ pub struct TurnRefusals {
     /// 403 answers to CreatePermission/ChannelBind, by peer-policy reason.
     pub peer: Labelled<5>,
     /// 486/508 answers, by the quota or cap that was reached.
-    pub quota: Labelled<7>,
+    pub quota: Labelled<8>,
 }
 
 pub static TURN_REFUSALS: TurnRefusals = TurnRefusals {
@@ -175,6 +175,7 @@ pub static TURN_REFUSALS: TurnRefusals = TurnRefusals {
         "allocations_per_login",
         "allocations_per_address",
         "allocations_server",
+        "allocations_per_room",
         "permissions_per_allocation",
         "channels_per_allocation",
         "peer_creation_rate",

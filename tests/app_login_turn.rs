@@ -184,3 +184,39 @@ async fn after_logout_its_credentials_are_refused_while_its_allocation_keeps_rel
     assert_eq!(turn.stats().allocations, 2);
     running.shutdown().await;
 }
+
+/// The room a login is in reaches TURN through signaling: logins in one room share the
+/// per-room cap, a login in another room does not.
+#[tokio::test]
+async fn logins_in_one_room_share_its_allocation_cap_and_another_room_does_not() {
+    let running = callbox::app::start(
+        callbox::config::Config::parse(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\
+             [turn]\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = [\"127.0.0.1:0\"]\n\
+             max_allocations = 10\nmax_allocations_per_room = 2\n",
+        )
+        .expect("config"),
+    )
+    .await
+    .expect("start");
+    let mut sockets = Vec::new();
+    let mut codes = Vec::new();
+    for (path, name) in [
+        ("/ws", "a"),
+        ("/ws", "b"),
+        ("/ws", "c"),
+        ("/ws?room=other", "d"),
+    ] {
+        let mut ws = common::connect(running.http_addr, path).await;
+        let (addr, user, pass) = udp_turn_entry(&ws.login(name).await["iceServers"]);
+        let mut client = turn_support::RawClient::new(addr, &user, &pass).await;
+        codes.push(client.allocate().await.expect("answer").code);
+        sockets.push((ws, client));
+    }
+    assert_eq!(
+        codes,
+        [0, 0, 486, 0],
+        "the lobby's third login is over its room cap"
+    );
+    running.shutdown().await;
+}

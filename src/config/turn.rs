@@ -48,6 +48,12 @@ pub struct TurnConfig {
     pub max_allocations_per_ip: usize,
     /// Allocations the whole server holds at once; more are refused with 508.
     pub max_allocations: usize,
+    /// Allocations the logins of one signaling room hold together; more are refused with 486.
+    /// Unset: half of `max_allocations` (at least 1), so one room, however many hosts and
+    /// logins it has, can never take the whole relay: the other half always stays for the
+    /// other rooms, while a single busy room still gets far more than any one login or host.
+    /// Static `turn.users` count under no room. Between 1 and `max_allocations`.
+    pub max_allocations_per_room: Option<usize>,
     /// Client transports held at once: UDP source addresses plus TCP/TLS connections. Each
     /// costs a little state; past this, new clients are turned away until others leave.
     pub max_clients: usize,
@@ -84,6 +90,7 @@ impl Default for TurnConfig {
             max_allocations_per_user: 10,
             max_allocations_per_ip: 30,
             max_allocations: 1000,
+            max_allocations_per_room: None,
             max_clients: 4096,
             bandwidth_per_allocation_kbps: 0,
             users: Vec::new(),
@@ -92,6 +99,12 @@ impl Default for TurnConfig {
 }
 
 impl TurnConfig {
+    /// `max_allocations_per_room`, or its default: half of `max_allocations`, at least 1.
+    pub fn allocations_per_room(&self) -> usize {
+        self.max_allocations_per_room
+            .unwrap_or((self.max_allocations / 2).max(1))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_relay()?;
         self.validate_credentials()?;
@@ -183,6 +196,13 @@ impl TurnConfig {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
+        let per_room = self.allocations_per_room();
+        if per_room == 0 || per_room > self.max_allocations {
+            return Err(ConfigError::invalid(
+                "turn.max_allocations_per_room",
+                "must be between 1 and turn.max_allocations",
+            ));
+        }
         if self.max_clients == 0 {
             return Err(ConfigError::invalid(
                 "turn.max_clients",
@@ -190,5 +210,26 @@ impl TurnConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_room_cap_defaults_to_half_the_server_and_stays_within_it() {
+        let mut c = TurnConfig::default();
+        assert_eq!(c.allocations_per_room(), 500);
+        c.max_allocations = 1;
+        assert_eq!(c.allocations_per_room(), 1, "at least 1");
+        assert!(c.validate().is_ok());
+        for bad in [0, 2] {
+            c.max_allocations_per_room = Some(bad);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("turn.max_allocations_per_room"), "{err}");
+        }
+        c.max_allocations_per_room = Some(1);
+        assert!(c.validate().is_ok());
     }
 }

@@ -37,7 +37,7 @@ impl Hub {
         };
         self.dirty.insert(room_key.clone());
         let max = self.config.name_max_chars;
-        let room = self.rooms.entry(room_key).or_default();
+        let room = self.rooms.entry(room_key.clone()).or_default();
         let claimed = match claim_name(&mut self.conns, room, conn, name, &req, max) {
             Ok(claimed) => claimed,
             Err(reason) => return fail(reason),
@@ -58,6 +58,7 @@ impl Hub {
             token,
             ice,
             limits,
+            room: room_key,
         };
         out.push(send(conn, reply));
         out.extend(room_list(room, &req, conn));

@@ -40,6 +40,11 @@ pub trait IceServerSource: Send + Sync + 'static {
     /// `login` (its identity for TURN quotas, not its display name), and how long the
     /// credentials in them stay valid.
     fn ice_servers_for(&self, login: ConnId) -> IceGrant;
+    /// As `ice_servers_for`, for the login's first grant, made in room `room` (a room key, for
+    /// per-room TURN quotas; later refreshes keep it).
+    fn ice_servers_in(&self, login: ConnId, _room: &str) -> IceGrant {
+        self.ice_servers_for(login)
+    }
     /// The login on `login` ended: its credentials must make no new allocation from now on.
     fn revoke(&self, _login: ConnId) {}
 }

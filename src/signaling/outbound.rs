@@ -85,6 +85,8 @@ pub enum ServerMsg {
         token: String,
         ice: Option<IceGrant>,
         limits: Limits,
+        /// The room key (for the TURN per-room quota; never sent to the client).
+        room: String,
     },
     LoginFailed {
         reason: LoginFailure,
@@ -144,6 +146,7 @@ impl ServerMsg {
                 token,
                 ice,
                 limits,
+                ..
             } => {
                 let (servers, ttl) = match ice {
                     Some(grant) => (grant.ice_servers.clone(), grant.ttl.as_secs()),

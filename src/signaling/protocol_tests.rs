@@ -235,8 +235,10 @@ fn login_replies_carry_the_limits() {
         token: "t".into(),
         ice: None,
         limits: LIMITS,
+        room: "lobby".into(),
     }
     .to_json();
+    assert!(ok.get("room").is_none(), "the room key stays on the server");
     assert!(ok["iceServers"].is_array());
     assert_eq!(ok["token"], json!("t"));
     assert_eq!(ok["limits"]["chat_max_chars"], json!(500));

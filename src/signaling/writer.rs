@@ -51,9 +51,9 @@ pub(super) fn frame_for(
     shared: &Shared,
     refresh: Option<(&mut Option<Instant>, ConnId)>,
 ) -> Message {
-    if let ServerMsg::LoginOk { ice, .. } = &mut msg {
+    if let ServerMsg::LoginOk { ice, room, .. } = &mut msg {
         if let Some((refresh, conn)) = refresh {
-            let grant = shared.ice.ice_servers_for(conn);
+            let grant = shared.ice.ice_servers_in(conn, room);
             *refresh = Some(Instant::now() + refresh_after(grant.ttl));
             *ice = Some(grant);
         }

@@ -10,7 +10,7 @@ use stun::message::{
     Message, Method, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND,
 };
 
-use super::super::quota::Counters;
+use super::super::quota::{Counters, QuotaRefusal, Slot};
 use super::super::split::{Signing, MAX_PEERS};
 use super::super::wire;
 use super::{reply, Guard, Verdict};
@@ -49,9 +49,7 @@ impl Guard {
                 Some(key),
             ));
         }
-        let reserved = crate::lock::lock(&self.shared.quotas, "TURN quotas")
-            .reserve(user_of(username), self.client.ip());
-        match reserved {
+        match self.reserve(username) {
             Ok(slot) => {
                 if let Some(old) = self.allocs.pending(txn, slot, username, key) {
                     self.give_back(old); // unreachable: the transport had no allocation
@@ -160,6 +158,24 @@ impl Guard {
                 Verdict::Drop
             }
         }
+    }
+
+    /// A quota slot for `username`'s login, in the room of that login if it is live (a static
+    /// user, or a login no longer live, counts under no room). The logins lock is let go before
+    /// the quotas lock is taken.
+    fn reserve(&self, username: &str) -> Result<Slot, QuotaRefusal> {
+        let login = user_of(username);
+        let room = match login.len() == username.len() {
+            true => None, // a static user: no expiry prefix, no login id
+            false => crate::lock::lock(&self.shared.logins, "TURN logins")
+                .room_of(login)
+                .map(str::to_string),
+        };
+        crate::lock::lock(&self.shared.quotas, "TURN quotas").reserve_in(
+            login,
+            room.as_deref(),
+            self.client.ip(),
+        )
     }
 }
 

@@ -14,6 +14,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "turn.allow_peers",
     "turn.max_allocations_per_user",
     "turn.max_allocations_per_ip",
+    "turn.max_allocations_per_room",
     "turn.max_allocations",
 ];
 
@@ -38,11 +39,12 @@ pub fn apply(shared: &Shared, config: &TurnConfig) -> Vec<&'static str> {
         }
     }
     let quotas = shared.quotas.lock().map(|mut q| {
-        q.set_limits(
+        let caps = q.set_limits(
             config.max_allocations_per_user,
             config.max_allocations_per_ip,
             config.max_allocations,
-        )
+        );
+        q.set_room_limit(config.allocations_per_room()) || caps
     });
     if quotas.unwrap_or(false) {
         changed.push("turn quotas");

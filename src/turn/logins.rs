@@ -5,17 +5,20 @@
 //! its REST usernames, and quotas count that id. When the login ends the id is revoked and an
 //! Allocate with its credentials is refused at once, even before their expiry time; allocations
 //! already made keep working (the guard checks them against the allocation, not this registry).
+//! The registry also knows each login's room (signaling's room key, never a display name), which
+//! stays on the server: the per-room quota counts it at Allocate time.
 //! Plain state: the signaling side grants and revokes through `TurnServer`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use base64::Engine;
 
-/// Live logins: the caller's key for each login (signaling's connection id) and its login id.
+/// Live logins: the caller's key for each login (signaling's connection id) and its login id,
+/// and for each live login id its room, if any.
 #[derive(Debug, Default)]
 pub struct LiveLogins {
     by_key: HashMap<String, String>,
-    live: HashSet<String>,
+    live: HashMap<String, Option<String>>,
 }
 
 impl LiveLogins {
@@ -26,11 +29,17 @@ impl LiveLogins {
     /// The login id for `key`, made (random) the first time: a credential refresh for the same
     /// login keeps its id, so its quota carries over.
     pub fn grant(&mut self, key: &str) -> String {
+        self.grant_in(key, None)
+    }
+
+    /// As [`LiveLogins::grant`], for a login in `room` (a room key). A refresh keeps the room
+    /// the login was granted with: one login is in one room for its whole life.
+    pub fn grant_in(&mut self, key: &str, room: Option<&str>) -> String {
         if let Some(id) = self.by_key.get(key) {
             return id.clone();
         }
         let id = new_login_id();
-        self.live.insert(id.clone());
+        self.live.insert(id.clone(), room.map(str::to_string));
         self.by_key.insert(key.to_string(), id.clone());
         id
     }
@@ -43,7 +52,12 @@ impl LiveLogins {
     }
 
     pub fn is_live(&self, login_id: &str) -> bool {
-        self.live.contains(login_id)
+        self.live.contains_key(login_id)
+    }
+
+    /// The room of live login `login_id`; none for a login in no room or no longer live.
+    pub fn room_of(&self, login_id: &str) -> Option<&str> {
+        self.live.get(login_id)?.as_deref()
     }
 
     pub fn len(&self) -> usize {
@@ -88,5 +102,22 @@ mod tests {
         assert_ne!(a, b);
         logins.revoke("unknown");
         assert_eq!(logins.len(), 2);
+    }
+
+    #[test]
+    fn a_login_keeps_its_room_until_revoked() {
+        let mut logins = LiveLogins::new();
+        let id = logins.grant_in("1", Some("lobby"));
+        assert_eq!(logins.room_of(&id), Some("lobby"));
+        assert_eq!(logins.grant_in("1", Some("other")), id);
+        assert_eq!(
+            logins.room_of(&id),
+            Some("lobby"),
+            "a refresh keeps the room"
+        );
+        let roomless = logins.grant("2");
+        assert_eq!(logins.room_of(&roomless), None);
+        logins.revoke("1");
+        assert_eq!(logins.room_of(&id), None);
     }
 }

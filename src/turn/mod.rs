@@ -252,11 +252,18 @@ impl TurnServer {
     /// [`TurnServer::revoke_login`]; its REST username carries an opaque id, the same on every
     /// refresh.
     pub fn ice_servers_for(&self, login: &str) -> (serde_json::Value, Duration) {
+        self.ice_servers_in(login, None)
+    }
+
+    /// As [`TurnServer::ice_servers_for`], for a login in `room` (a room key, never a display
+    /// name): its allocations also count against `turn.max_allocations_per_room`. A refresh
+    /// keeps the room of the first grant.
+    pub fn ice_servers_in(&self, login: &str, room: Option<&str>) -> (serde_json::Value, Duration) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let id = lock(&self.shared.logins, "TURN logins").grant(login);
+        let id = lock(&self.shared.logins, "TURN logins").grant_in(login, room);
         let (username, credential) = self.shared.creds.mint(&id, now + self.ttl.as_secs());
         let host = match self.public_host.parse::<std::net::Ipv6Addr>() {
             Ok(_) => format!("[{}]", self.public_host),

@@ -38,10 +38,13 @@ pub(super) fn plan(config: &TurnConfig, ctx: &TurnContext, limits: &TurnLimits) 
         creds: credentials(config, &ctx.public_host),
         logins: Mutex::new(logins::LiveLogins::new()),
         policy: Arc::new(peer_policy(config, &relay)),
-        quotas: Mutex::new(Quotas::new(
-            config.max_allocations_per_user,
-            config.max_allocations_per_ip,
-            config.max_allocations,
+        quotas: Mutex::new(room_capped(
+            Quotas::new(
+                config.max_allocations_per_user,
+                config.max_allocations_per_ip,
+                config.max_allocations,
+            ),
+            config.allocations_per_room(),
         )),
         limiter: Mutex::new(Limiter::new(limits.nonce, Instant::now())),
         counters: Default::default(),
@@ -157,4 +160,10 @@ pub(super) async fn bind(
         }
     }
     Ok(bound)
+}
+
+/// `quotas` with its per-room cap set (`turn.max_allocations_per_room`).
+fn room_capped(mut quotas: Quotas, max_per_room: usize) -> Quotas {
+    quotas.set_room_limit(max_per_room);
+    quotas
 }

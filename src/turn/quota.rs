@@ -1,10 +1,12 @@
-//! Allocation quotas (RFC 8656 §7.2 steps 7-8): per login and per client address (486), and
-//! for the whole server (508), plus the counters every refusal bumps so an operator can see
+//! Allocation quotas (RFC 8656 §7.2 steps 7-8): per login, per client address and per room
+//! (486), and for the whole server (508), plus the counters every refusal bumps so an operator can see
 //! what is being refused.
 //!
 //! A login is the identity in its REST username (an opaque per-login id, see `logins.rs`) or a
 //! static user's name, never a display name: one person logging in under a hundred names gets
-//! a hundred logins, so the per-address cap is what stops one host filling the server.
+//! a hundred logins, so the per-address cap is what stops one host filling the server, and the
+//! per-room cap what stops one room's many hosts doing it. A room is the signaling room key of
+//! the login (`logins.rs`); static users and expired logins count under no room.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +19,8 @@ pub enum QuotaRefusal {
     PerUser,
     /// 486 Allocation Quota Reached: this client address (IPv6: /64) holds its maximum.
     PerAddress,
+    /// 486 Allocation Quota Reached: the logins of this room together hold its maximum.
+    PerRoom,
     /// 508 Insufficient Capacity.
     Total,
 }
@@ -27,13 +31,14 @@ impl QuotaRefusal {
         match self {
             QuotaRefusal::PerUser => "allocations_per_login",
             QuotaRefusal::PerAddress => "allocations_per_address",
+            QuotaRefusal::PerRoom => "allocations_per_room",
             QuotaRefusal::Total => "allocations_server",
         }
     }
 
     pub fn code(self) -> u16 {
         match self {
-            QuotaRefusal::PerUser | QuotaRefusal::PerAddress => 486,
+            QuotaRefusal::PerUser | QuotaRefusal::PerAddress | QuotaRefusal::PerRoom => 486,
             QuotaRefusal::Total => 508,
         }
     }
@@ -44,6 +49,7 @@ impl QuotaRefusal {
 pub struct Slot {
     login: String,
     address: IpAddr,
+    room: Option<String>,
 }
 
 impl Slot {
@@ -52,27 +58,40 @@ impl Slot {
     }
 }
 
-/// Allocations held (or being created) per login, per client address and in total.
+/// Allocations held (or being created) per login, per client address, per room and in total.
 #[derive(Debug)]
 pub struct Quotas {
     per_user: HashMap<String, usize>,
     per_address: HashMap<IpAddr, usize>,
+    per_room: HashMap<String, usize>,
     total: usize,
     max_per_user: usize,
     max_per_address: usize,
+    max_per_room: usize,
     max_total: usize,
 }
 
 impl Quotas {
+    /// Quotas with no room cap beyond the server's (see [`Quotas::set_room_limit`]).
     pub fn new(max_per_user: usize, max_per_address: usize, max_total: usize) -> Self {
         Quotas {
             per_user: HashMap::new(),
             per_address: HashMap::new(),
+            per_room: HashMap::new(),
             total: 0,
             max_per_user,
             max_per_address,
+            max_per_room: max_total,
             max_total,
         }
+    }
+
+    /// A new cap on the allocations one room's logins hold together (start or reload); as with
+    /// [`Quotas::set_limits`], held allocations stay. True if it changed.
+    pub fn set_room_limit(&mut self, max_per_room: usize) -> bool {
+        let changed = max_per_room != self.max_per_room;
+        self.max_per_room = max_per_room;
+        changed
     }
 
     /// New caps (a config reload). Allocations already held stay; a lowered cap refuses new
@@ -101,8 +120,23 @@ impl Quotas {
         self.per_address.get(&address_key(ip)).copied().unwrap_or(0)
     }
 
-    /// Takes one slot for `login` at client address `ip`, or says which limit is hit.
+    pub fn of_room(&self, room: &str) -> usize {
+        self.per_room.get(room).copied().unwrap_or(0)
+    }
+
+    /// Takes one slot for `login` (in no room) at client address `ip`, or says which limit is hit.
     pub fn reserve(&mut self, login: &str, ip: IpAddr) -> Result<Slot, QuotaRefusal> {
+        self.reserve_in(login, None, ip)
+    }
+
+    /// Takes one slot for `login`, in `room` if it has one, at client address `ip`, or says
+    /// which limit is hit. Every count changes here together, and back in [`Quotas::release`].
+    pub fn reserve_in(
+        &mut self,
+        login: &str,
+        room: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Slot, QuotaRefusal> {
         let address = address_key(ip);
         if self.total >= self.max_total {
             return Err(QuotaRefusal::Total);
@@ -115,12 +149,20 @@ impl Quotas {
         if at_address >= self.max_per_address {
             return Err(QuotaRefusal::PerAddress);
         }
+        let in_room = room.map(|r| self.of_room(r));
+        if in_room.is_some_and(|n| n >= self.max_per_room) {
+            return Err(QuotaRefusal::PerRoom);
+        }
         self.per_user.insert(login.to_string(), held + 1);
         self.per_address.insert(address, at_address + 1);
+        if let (Some(room), Some(n)) = (room, in_room) {
+            self.per_room.insert(room.to_string(), n + 1);
+        }
         self.total += 1;
         Ok(Slot {
             login: login.to_string(),
             address,
+            room: room.map(str::to_string),
         })
     }
 
@@ -128,6 +170,9 @@ impl Quotas {
     pub fn release(&mut self, slot: Slot) {
         decrement(&mut self.per_user, &slot.login);
         decrement(&mut self.per_address, &slot.address);
+        if let Some(room) = &slot.room {
+            decrement(&mut self.per_room, room);
+        }
         self.total = self.total.saturating_sub(1);
     }
 }
@@ -208,5 +253,32 @@ mod tests {
         assert_eq!(q.of_address(ip("2001:db8::5")), 0);
         assert_eq!(q.total(), 1);
         assert_eq!(QuotaRefusal::PerAddress.code(), 486);
+    }
+
+    #[test]
+    fn one_room_hits_its_cap_while_other_rooms_and_roomless_logins_allocate() {
+        let mut q = Quotas::new(10, 100, 10);
+        q.set_room_limit(2);
+        let a = q.reserve_in("a", Some("r1"), ip("192.0.2.1")).unwrap();
+        q.reserve_in("b", Some("r1"), ip("192.0.2.2")).unwrap();
+        assert_eq!(
+            q.reserve_in("c", Some("r1"), ip("192.0.2.3")),
+            Err(QuotaRefusal::PerRoom)
+        );
+        assert_eq!(q.of("c"), 0, "a refusal takes nothing");
+        assert_eq!(q.of_address(ip("192.0.2.3")), 0);
+        q.reserve_in("d", Some("r2"), ip("192.0.2.4")).unwrap();
+        q.reserve("static-user", ip("192.0.2.5")).unwrap();
+        assert_eq!((q.of_room("r1"), q.of_room("r2"), q.total()), (2, 1, 4));
+        q.release(a);
+        assert_eq!(q.of_room("r1"), 1);
+        q.reserve_in("c", Some("r1"), ip("192.0.2.3")).unwrap();
+        assert!(q.set_room_limit(1), "a reload lowers the cap");
+        assert_eq!(
+            q.reserve_in("e", Some("r1"), ip("192.0.2.6")),
+            Err(QuotaRefusal::PerRoom)
+        );
+        assert_eq!(QuotaRefusal::PerRoom.code(), 486);
+        assert_eq!(QuotaRefusal::PerRoom.label(), "allocations_per_room");
     }
 }
