@@ -16,8 +16,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Checked, Config};
 use crate::ops::certs::CertStore;
 use crate::ops::stats::Sources;
-use crate::signaling::SignalingContext;
+use crate::signaling::live::Live;
 use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
+use crate::signaling::{SignalingConfig, SignalingContext};
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
@@ -63,6 +64,8 @@ pub struct Running {
     pub sources: Arc<Sources>,
     /// Presence and routing, for config reloads.
     pub switchboard: Arc<LocalSwitchboard>,
+    /// The socket edge's signaling limits, for config reloads.
+    pub edge: Arc<Live<SignalingConfig>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     grace: Duration,
@@ -102,7 +105,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let checked = config.checked()?;
     let (certs, tls) = tls_setup(&config, &checked)?;
     let (listener, http_addr) = bind_http(config.server.listen).await?;
-    let grace = grace(&config);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let turn_on_https = tls.is_some() && config.turn.enabled && config.turn.on_https_port;
@@ -114,9 +116,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let url = public_url(&config, http_addr);
     let hub_config = HubConfig::new(&config.signaling, &config.rooms);
     let switchboard = Arc::new(LocalSwitchboard::new(hub_config));
+    let edge = Arc::new(Live::new(config.signaling.clone()));
     let board = switchboard_for(&config, &switchboard, &turn, &shutdown)?;
     let ws = SignalingContext {
-        config: config.signaling.clone(),
+        config: Arc::clone(&edge),
         rooms: config.rooms.clone(),
         allowed_origins: allowed_origins(&config, http_addr),
         ice: ice_source(&turn),
@@ -152,9 +155,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         certs,
         sources,
         switchboard,
+        edge,
         shutdown,
         tasks,
-        grace,
+        grace: grace(&config),
     })
 }
 

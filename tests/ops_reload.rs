@@ -1,6 +1,7 @@
 //! SIGHUP on the real binary: new access codes apply to the next login while people stay
 //! logged in, listener and other restart-only changes are named in the log, and a broken file
-//! keeps the running settings. In TURN: a new secret signs the next credentials and the old
+//! keeps the running settings. The socket edge's limits hold for connections opened after the
+//! reload while an open one keeps its own; ping timing stays restart-only. In TURN: a new secret signs the next credentials and the old
 //! one stops verifying while an allocation made with it goes on, and a new `allow_peers`
 //! applies to that same allocation's next CreatePermission.
 
@@ -13,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use futures_util::SinkExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_callbox");
 
@@ -118,6 +121,69 @@ async fn sighup_applies_access_codes_names_restart_keys_and_survives_a_bad_file(
     assert!(line.contains("config.toml"), "{line}");
     let (_carol, ok) = login_result(addr, "carol", "new-code").await;
     assert!(ok, "the applied code still works after a bad file");
+
+    signal(&running.0, "-TERM");
+    wait_log(&lines, "SIGTERM: shutting down");
+}
+
+fn edge_config(port: u16, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"\"\n\
+         [turn]\nenabled = false\n[signaling]\n{extra}"
+    )
+}
+
+#[tokio::test]
+async fn sighup_lowers_max_frame_bytes_for_new_connections_and_keeps_ping_timing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    std::fs::write(&path, edge_config(port, "")).expect("write config");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env("CALLBOX_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start callbox");
+    let stderr = child.stderr.take().expect("stderr");
+    let running = Running(child);
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    wait_log(&lines, "callbox is running");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut ann = common::connect(addr, "/ws").await;
+    ann.login("ann").await;
+
+    let lower = "max_frame_bytes = 1024\nping_interval_secs = 7\n";
+    std::fs::write(&path, edge_config(port, lower)).expect("rewrite config");
+    signal(&running.0, "-HUP");
+    wait_log(&lines, "SIGHUP: applied signaling.max_frame_bytes");
+    wait_log(
+        &lines,
+        "changed, restart to apply: signaling.ping_interval_secs",
+    );
+    // A 1.5 KB chat: over the new limit, under the one ann's connection started with.
+    let chat = json!({"type": "message", "text": "x".repeat(1500)});
+    ann.send(chat.clone()).await;
+    let mut bob = common::connect(addr, "/ws").await;
+    bob.login("bob").await;
+    ann.wait_user_list(&["ann", "bob"]).await;
+    // The server may close before the whole frame is written; either way it closes 1009.
+    let _ = bob.ws.send(Message::Text(chat.to_string().into())).await;
+    assert_eq!(common::code(&bob.closed().await), Some(1009));
+    ann.send(chat).await;
+    let mut carol = common::connect(addr, "/ws").await;
+    carol.login("carol").await;
+    ann.wait_user_list(&["ann", "carol"]).await;
 
     signal(&running.0, "-TERM");
     wait_log(&lines, "SIGTERM: shutting down");

@@ -91,6 +91,7 @@ fn selftest_passes_against_a_running_server_and_fails_once_it_stopped() {
     for line in [
         "ok   dns ".to_string(),
         "ok   web ".to_string(),
+        "ok   certificate        valid for ".to_string(),
         format!("ok   stun udp {udp}"),
         format!("ok   stun tcp {tcp}"),
         format!("ok   stun tls {tls}"),
@@ -100,7 +101,7 @@ fn selftest_passes_against_a_running_server_and_fails_once_it_stopped() {
         "ok   turn unauthenticated refused with 401".to_string(),
         "ok   turn private peer  169.254.169.254:80 refused with 403".to_string(),
         "ok   metrics ".to_string(),
-        "11 passed, 0 failed".to_string(),
+        "12 passed, 0 failed".to_string(),
     ] {
         assert!(report.contains(&line), "no {line:?} in:\n{report}");
     }

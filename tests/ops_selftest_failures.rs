@@ -1,5 +1,5 @@
 //! `callbox selftest` fails each check the way a broken install would, against a live callbox
-//! on loopback: a certificate that is not the one the config names, a TURN port nothing
+//! on loopback: a certificate that is not the one the config names, an expired one, a TURN port nothing
 //! answers on, and, where a real callbox cannot misbehave, a tiny real UDP server that
 //! accepts every request (an open relay that also relays to private peers). Each failure
 //! prints its fix line and makes the exit status non-zero.
@@ -36,13 +36,33 @@ fn free_port(udp: bool) -> u16 {
 
 fn write_cert(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    write_pem(
+        dir,
+        tag,
+        &certified.cert.pem(),
+        &certified.key_pair.serialize_pem(),
+    )
+}
+
+fn write_pem(dir: &Path, tag: &str, cert_pem: &str, key_pem: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (
         dir.join(format!("{tag}-fullchain.pem")),
         dir.join(format!("{tag}-privkey.pem")),
     );
-    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
-    std::fs::write(&key, certified.key_pair.serialize_pem()).expect("write key");
+    std::fs::write(&cert, cert_pem).expect("write cert");
+    std::fs::write(&key, key_pem).expect("write key");
     (cert, key)
+}
+
+/// A self-signed certificate for localhost whose validity ended in 2021: what a server keeps
+/// serving when renewal has been failing.
+fn write_expired_cert(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("cert");
+    write_pem(dir, tag, &cert.pem(), &key.serialize_pem())
 }
 
 fn config(web: u16, udp: u16, cert: &Path, key: &Path) -> String {
@@ -55,9 +75,19 @@ fn config(web: u16, udp: u16, cert: &Path, key: &Path) -> String {
     )
 }
 
-/// A live callbox (HTTPS on `web`, TURN UDP on `udp`) with the certificate in `dir`.
+/// A live callbox (HTTPS on `web`, TURN UDP on `udp`) with a fresh certificate in `dir`.
 fn start(dir: &Path, web: u16, udp: u16) -> (Running, PathBuf, PathBuf) {
     let (cert, key) = write_cert(dir, "served");
+    start_with(dir, web, udp, cert, key)
+}
+
+fn start_with(
+    dir: &Path,
+    web: u16,
+    udp: u16,
+    cert: PathBuf,
+    key: PathBuf,
+) -> (Running, PathBuf, PathBuf) {
     let path = dir.join("server.toml");
     std::fs::write(&path, config(web, udp, &cert, &key)).expect("write config");
     let mut child = Command::new(BIN)
@@ -121,6 +151,27 @@ fn a_certificate_other_than_the_configured_one_fails_web_with_its_fix() {
         "web",
         "TLS",
         "tls.cert must be the unexpired chain",
+    );
+    assert!(
+        report.contains("ok   stun udp"),
+        "TURN itself is fine:\n{report}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_fails_the_certificate_check_with_the_renew_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (web, udp) = (free_port(false), free_port(true));
+    let (cert, key) = write_expired_cert(dir.path(), "expired");
+    let (_server, cert, key) = start_with(dir.path(), web, udp, cert, key);
+    // The config names the served certificate: only its dates are wrong.
+    let (ok, report) = selftest(dir.path(), &config(web, udp, &cert, &key));
+    assert!(!ok, "{report}");
+    assert_fails(
+        &report,
+        "certificate",
+        "certificate expired",
+        "certbot renew",
     );
     assert!(
         report.contains("ok   stun udp"),

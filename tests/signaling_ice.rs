@@ -35,7 +35,7 @@ async fn credentials_are_pushed_again_before_they_expire() {
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let router = signaling::router(SignalingContext {
-        config: SignalingConfig::default(),
+        config: Arc::new(signaling::live::Live::new(SignalingConfig::default())),
         rooms: Vec::new(),
         allowed_origins: Vec::new(),
         ice: Arc::new(Counting(AtomicU32::new(0))),

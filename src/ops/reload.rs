@@ -1,8 +1,12 @@
 //! SIGHUP: read config.toml again and apply what can change under running calls.
 //!
 //! Applied at once: the certificate files (re-read even if unchanged on disk), access codes
-//! (`signaling.access_code`, `[[rooms]]`) and `signaling.chat_max_chars`, which the hub uses for
-//! the next login or message; people already logged in stay. And in TURN (`turn/live.rs`): the
+//! (`signaling.access_code`, `[[rooms]]`), `signaling.chat_max_chars` and `name_max_chars`,
+//! which the hub uses for the next login or message; people already logged in stay. The socket
+//! edge's limits (frame size, message rate and burst, outbound queue, connections per address)
+//! hold for connections opened after the reload: an open connection keeps the limits it started
+//! with. `ping_interval_secs` and `pong_timeout_secs` need a restart (one ping wheel with a
+//! fixed period serves every connection). And in TURN (`turn/live.rs`): the
 //! REST secrets (new credentials use the new first secret, allocations already made go on),
 //! `turn.allow_peers` (the next packet or request is checked against the new list) and the
 //! allocation quotas. Everything else is logged by key as needing a restart, listeners (and
@@ -14,7 +18,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
-use crate::signaling::{HubConfig, LocalSwitchboard};
+use crate::signaling::live::Live;
+use crate::signaling::{HubConfig, LocalSwitchboard, SignalingConfig};
 use crate::turn::live::LIVE_KEYS as TURN_LIVE;
 use crate::turn::TurnServer;
 
@@ -22,7 +27,17 @@ use super::certs::CertStore;
 
 /// Keys applied live by [`Reloader::reload`] (and [`crate::turn::live::LIVE_KEYS`] when TURN
 /// runs).
-const LIVE: &[&str] = &["rooms", "signaling.access_code", "signaling.chat_max_chars"];
+const LIVE: &[&str] = &[
+    "rooms",
+    "signaling.access_code",
+    "signaling.chat_max_chars",
+    "signaling.name_max_chars",
+    "signaling.max_frame_bytes",
+    "signaling.messages_per_second",
+    "signaling.message_burst",
+    "signaling.outbound_queue",
+    "signaling.max_connections_per_ip",
+];
 /// Keys that open or close sockets.
 const LISTENERS: &[&str] = &[
     "turn.relay_ips",
@@ -54,6 +69,7 @@ pub struct Reloader {
     running: Mutex<toml::Table>,
     certs: Option<Arc<CertStore>>,
     switchboard: Arc<LocalSwitchboard>,
+    edge: Arc<Live<SignalingConfig>>,
     turn: Option<Arc<TurnServer>>,
 }
 
@@ -63,6 +79,7 @@ impl Reloader {
         path: Option<PathBuf>,
         certs: Option<Arc<CertStore>>,
         switchboard: Arc<LocalSwitchboard>,
+        edge: Arc<Live<SignalingConfig>>,
         turn: Option<Arc<TurnServer>>,
     ) -> Reloader {
         let running = path
@@ -75,6 +92,7 @@ impl Reloader {
             running: Mutex::new(running),
             certs,
             switchboard,
+            edge,
             turn,
         }
     }
@@ -104,6 +122,8 @@ impl Reloader {
         }
         self.switchboard
             .set_config(HubConfig::new(&config.signaling, &config.rooms));
+        self.edge
+            .store(edge_config(&self.edge.load(), &config.signaling));
         if let Some(turn) = &self.turn {
             turn.apply_live(&config.turn);
         }
@@ -140,6 +160,17 @@ impl Reloader {
                 }
             }
         }
+    }
+}
+
+/// The file's signaling settings with the restart-only ones (ping and pong timing; the total
+/// connection cap, which the web listener holds) kept as they run.
+fn edge_config(running: &SignalingConfig, file: &SignalingConfig) -> SignalingConfig {
+    SignalingConfig {
+        ping_interval_secs: running.ping_interval_secs,
+        pong_timeout_secs: running.pong_timeout_secs,
+        max_connections: running.max_connections,
+        ..file.clone()
     }
 }
 

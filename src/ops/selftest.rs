@@ -22,6 +22,15 @@ use crate::config::Config;
 /// Longest wait for any one check.
 pub(super) const STEP: Duration = Duration::from_secs(5);
 
+/// Fewer days of validity than this fail the `certificate` check. certbot renews at 30 days
+/// left and the built-in ACME well before expiry, so a certificate this close to its end means
+/// renewal has been failing for weeks; a week still leaves time to fix it before browsers
+/// refuse the page and TURN/TLS.
+pub const MIN_CERT_DAYS: i64 = 7;
+
+/// How a handshake refused for an expired certificate starts its detail.
+const EXPIRED: &str = "TLS: certificate expired";
+
 /// One check's result line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -34,6 +43,7 @@ pub struct Check {
 pub fn fix_for(name: &str) -> &'static str {
     let fixes: &[(&str, &str)] = &[
         ("dns", "point server.public_host's A/AAAA records at this server"),
+        ("certificate", "renew it: `certbot renew` (check certbot's timer and /var/log/letsencrypt), or with [tls] acme read callbox's ACME log lines; then `systemctl reload callbox`"),
         ("web", "open server.listen's TCP port in the firewall; tls.cert must be the unexpired chain for server.public_host (and this config must be the server's)"),
         ("stun udp", "open this UDP port in the firewall and check turn.listen_udp (is callbox running?)"),
         ("stun tcp", "open this TCP port in the firewall and check turn.listen_tcp"),
@@ -79,7 +89,10 @@ pub async fn run(config: &Config) -> Vec<Check> {
     let ip = addrs[0];
     let web = SocketAddr::new(ip, config.server.listen.port());
     let roots = trust_anchors(config);
-    checks.push(check("web", web_check(config, &host, web, &roots).await));
+    let mut expiry = None;
+    let result = web_check(config, &host, web, &roots, &mut expiry).await;
+    checks.push(check("web", result));
+    checks.extend(expiry.map(|result| check("certificate", result)));
     if config.turn.enabled {
         for addr in &config.turn.listen_udp {
             let target = SocketAddr::new(ip, addr.port());
@@ -177,6 +190,7 @@ async fn web_check(
     host: &str,
     addr: SocketAddr,
     roots: &[CertificateDer<'static>],
+    expiry: &mut Option<Result<String, String>>,
 ) -> Result<String, String> {
     let tcp = connect(addr).await?;
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
@@ -187,13 +201,14 @@ async fn web_check(
         ),
         true if roots.is_empty() => return Err("self-signed: nothing to verify against".into()),
         true => {
-            let tls = tls_connect(host, tcp, roots).await?;
-            let expiry = expiry_days(&tls);
+            let tls = tls_connect(host, tcp, roots).await.inspect_err(|err| {
+                if err.starts_with(EXPIRED) {
+                    *expiry = Some(Err(err.clone()));
+                }
+            })?;
+            *expiry = Some(expiry_check(not_after(&tls), unix_now()));
             let response = http_exchange(tls, &request).await?;
-            (
-                response,
-                format!("https://{host}:{} ({expiry})", addr.port()),
-            )
+            (response, format!("https://{host}:{}", addr.port()))
         }
     };
     match response.starts_with("HTTP/1.1 200") {
@@ -263,24 +278,55 @@ pub(super) async fn tls_connect(
     tokio::time::timeout(STEP, connector.connect(name, tcp))
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
-        .map_err(|err| format!("TLS: {err}"))
+        .map_err(handshake_error)
 }
 
-fn expiry_days(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
-    let not_after = tls
-        .get_ref()
+/// The handshake failure as a detail line; an expired certificate says so in plain words
+/// (the verifier refuses it before selftest could read its dates).
+fn handshake_error(err: std::io::Error) -> String {
+    use rustls::{CertificateError, Error};
+    let expired = matches!(
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>()),
+        Some(Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. }
+        ))
+    );
+    match expired {
+        true => format!("{EXPIRED} ({err})"),
+        false => format!("TLS: {err}"),
+    }
+}
+
+/// The served leaf certificate's `notAfter`, as Unix seconds.
+fn not_after(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<i64> {
+    tls.get_ref()
         .1
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(|der| x509_parser::parse_x509_certificate(der.as_ref()).ok())
-        .map(|(_, cert)| cert.validity().not_after.timestamp());
-    let now = SystemTime::now()
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    match not_after {
-        Some(t) => format!("certificate valid for {} more days", (t - now) / 86400),
-        None => "certificate expiry unreadable".into(),
+        .unwrap_or(0)
+}
+
+/// The `certificate` check: fails under [`MIN_CERT_DAYS`] left, or when the dates are unreadable.
+pub fn expiry_check(not_after: Option<i64>, now: i64) -> Result<String, String> {
+    let Some(not_after) = not_after else {
+        return Err("certificate expiry unreadable".into());
+    };
+    let days = (not_after - now).div_euclid(86400);
+    match days {
+        d if d < 0 => Err(format!("expired {} days ago", -d)),
+        d if d < MIN_CERT_DAYS => Err(format!(
+            "expires in {d} days (under {MIN_CERT_DAYS}): renewal is failing"
+        )),
+        d => Ok(format!("valid for {d} more days")),
     }
 }
 
@@ -302,4 +348,28 @@ pub fn report(checks: &[Check]) -> bool {
     let failed = checks.iter().filter(|c| !c.ok).count();
     println!("{} passed, {failed} failed", checks.len() - failed);
     failed == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{expiry_check, MIN_CERT_DAYS};
+
+    const DAY: i64 = 86400;
+
+    #[test]
+    fn a_certificate_near_its_end_fails_and_a_fresh_one_passes() {
+        let now = 1_800_000_000;
+        assert!(expiry_check(Some(now + 60 * DAY), now).is_ok());
+        assert!(expiry_check(Some(now + MIN_CERT_DAYS * DAY), now).is_ok());
+        let near = expiry_check(Some(now + 2 * DAY + 5), now);
+        assert_eq!(
+            near,
+            Err("expires in 2 days (under 7): renewal is failing".into())
+        );
+        assert_eq!(
+            expiry_check(Some(now - 3 * DAY), now),
+            Err("expired 3 days ago".into())
+        );
+        assert!(expiry_check(None, now).is_err());
+    }
 }

@@ -79,6 +79,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
         config_path,
         running.certs.clone(),
         Arc::clone(&running.switchboard),
+        Arc::clone(&running.edge),
         running.turn.clone(),
     ));
     let signals = token.clone();

@@ -34,7 +34,8 @@ const REPLY_ROOM: usize = 4;
 
 /// What every connection task shares.
 pub struct Shared {
-    pub config: SignalingConfig,
+    /// Read once per connection, at its upgrade: SIGHUP changes the next connection's limits.
+    pub config: Arc<super::live::Live<SignalingConfig>>,
     /// Wrong access codes per client address.
     pub access: AccessGuard,
     /// Lower-case `scheme://host[:port]`.
@@ -76,14 +77,18 @@ pub async fn upgrade(
     let Some(room) = names::valid_room(query.room.as_deref()) else {
         return (StatusCode::BAD_REQUEST, "Invalid room name\n").into_response();
     };
-    let Some(slot) = shared.per_ip.acquire(peer.ip()) else {
+    let config = shared.config.load();
+    let Some(slot) = shared
+        .per_ip
+        .acquire(peer.ip(), config.max_connections_per_ip)
+    else {
         crate::counters::SIGNALING
             .refused
             .bump("connections_per_address");
         tracing::info!(%peer, "WebSocket refused: too many connections from this address");
         return (StatusCode::TOO_MANY_REQUESTS, "Too many connections\n").into_response();
     };
-    let max = shared.config.max_frame_bytes;
+    let max = config.max_frame_bytes;
     let token = shared.tasks.token();
     // tungstenite's default buffers (128 KiB each) would make every idle signaling connection
     // cost ~140 KiB; these messages are small, and the read buffer still grows to `max` for a
@@ -100,7 +105,7 @@ pub async fn upgrade(
             // of this future and of `run`'s (type sizes showed three).
             let halves = socket.split();
             async move {
-                run(halves, shared, room, peer).await;
+                run(halves, shared, &config, room, peer).await;
                 drop(slot);
                 drop(listener_slot);
                 drop(token);
@@ -144,6 +149,13 @@ pub(super) struct LastHeard {
 }
 
 impl LastHeard {
+    fn new() -> LastHeard {
+        LastHeard {
+            start: Instant::now(),
+            ms: AtomicU64::new(0),
+        }
+    }
+
     fn touch(&self) {
         self.ms
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -158,8 +170,14 @@ impl LastHeard {
 
 type Halves = (SplitSink<WebSocket, Message>, SplitStream<WebSocket>);
 
-async fn run((mut sink, mut stream): Halves, shared: Arc<Shared>, room: String, peer: SocketAddr) {
-    let (tx, mut rx) = queue::channel(shared.config.outbound_queue);
+async fn run(
+    (mut sink, mut stream): Halves,
+    shared: Arc<Shared>,
+    config: &SignalingConfig,
+    room: String,
+    peer: SocketAddr,
+) {
+    let (tx, mut rx) = queue::channel(config.outbound_queue);
     let overflow = CancellationToken::new();
     let mailbox = Mailbox {
         tx: tx.clone(),
@@ -167,12 +185,9 @@ async fn run((mut sink, mut stream): Halves, shared: Arc<Shared>, room: String, 
     };
     let conn = shared.switchboard.connect(&room, mailbox).await;
     tracing::info!(conn = conn.0, %peer, room = %room, "WebSocket connected");
-    let heard = LastHeard {
-        start: Instant::now(),
-        ms: AtomicU64::new(0),
-    };
+    let heard = LastHeard::new();
     let end = tokio::select! {
-        end = read_loop(&mut stream, &tx, (conn, &room, peer), &shared, &heard) => end,
+        end = read_loop(&mut stream, &tx, (conn, &room, peer), (&shared, config), &heard) => end,
         end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
     };
     shared.switchboard.logout(conn).await;
@@ -221,11 +236,10 @@ async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
     own_mailbox: &queue::Sender,
     (conn, room, peer): (ConnId, &str, SocketAddr),
-    shared: &Shared,
+    (shared, config): (&Shared, &SignalingConfig),
     heard: &LastHeard,
 ) -> End {
     let board = &shared.switchboard;
-    let config = &shared.config;
     let mut limit = RateLimit::new(
         config.messages_per_second,
         config.message_burst,

@@ -71,9 +71,8 @@ impl RateLimit {
 
 /// Counts open connections per client address. IPv6 clients are counted per /64, since one
 /// host usually holds a whole /64.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PerIpLimit {
-    max: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
@@ -85,19 +84,13 @@ pub struct IpSlot {
 }
 
 impl PerIpLimit {
-    pub fn new(max: usize) -> PerIpLimit {
-        PerIpLimit {
-            max,
-            open: Arc::default(),
-        }
-    }
-
     /// A slot for `ip`, or None when it already has `max` connections open.
-    pub fn acquire(&self, ip: IpAddr) -> Option<IpSlot> {
+    /// `max` is read per call: SIGHUP can change it for the next connection.
+    pub fn acquire(&self, ip: IpAddr, max: usize) -> Option<IpSlot> {
         let ip = bucket_of(ip);
         let mut open = crate::lock::lock(&self.open, "WebSocket per-address count");
         let count = open.entry(ip).or_insert(0);
-        if *count >= self.max {
+        if *count >= max {
             return None;
         }
         *count += 1;
@@ -163,24 +156,26 @@ mod tests {
 
     #[test]
     fn per_ip_slots_are_counted_and_returned() {
-        let limit = PerIpLimit::new(2);
+        let (limit, max) = (PerIpLimit::default(), 2);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let a = limit.acquire(ip).unwrap();
-        let _b = limit.acquire(ip).unwrap();
-        assert!(limit.acquire(ip).is_none());
-        assert!(limit.acquire("192.0.2.8".parse().unwrap()).is_some());
+        let a = limit.acquire(ip, max).unwrap();
+        let _b = limit.acquire(ip, max).unwrap();
+        assert!(limit.acquire(ip, max).is_none());
+        assert!(limit.acquire("192.0.2.8".parse().unwrap(), max).is_some());
         drop(a);
-        assert!(limit.acquire(ip).is_some());
+        assert!(limit.acquire(ip, max).is_some());
     }
 
     #[test]
     fn ipv6_clients_are_counted_per_64() {
-        let limit = PerIpLimit::new(1);
-        let _a = limit.acquire("2001:db8::1".parse().unwrap()).unwrap();
-        assert!(limit.acquire("2001:db8::2".parse().unwrap()).is_none());
-        assert!(limit.acquire("2001:db8:0:1::1".parse().unwrap()).is_some());
+        let (limit, max) = (PerIpLimit::default(), 1);
+        let _a = limit.acquire("2001:db8::1".parse().unwrap(), max).unwrap();
+        assert!(limit.acquire("2001:db8::2".parse().unwrap(), max).is_none());
+        assert!(limit
+            .acquire("2001:db8:0:1::1".parse().unwrap(), max)
+            .is_some());
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        let _c = limit.acquire(mapped).unwrap();
-        assert!(limit.acquire("192.0.2.1".parse().unwrap()).is_none());
+        let _c = limit.acquire(mapped, max).unwrap();
+        assert!(limit.acquire("192.0.2.1".parse().unwrap(), max).is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod cluster;
 pub(crate) mod connection;
 pub mod hub;
 pub(crate) mod limits;
+pub mod live;
 pub mod names;
 pub(crate) mod outbound;
 pub(crate) mod presence;
@@ -57,7 +58,8 @@ pub struct IceGrant {
 
 /// Everything the relay needs from the rest of the process.
 pub struct SignalingContext {
-    pub config: SignalingConfig,
+    /// Swapped by SIGHUP (`ops/reload.rs`); each new connection reads it once.
+    pub config: Arc<live::Live<SignalingConfig>>,
     pub rooms: Vec<crate::config::RoomConfig>,
     /// Exact `Origin` values accepted on the WebSocket upgrade (scheme://host[:port]).
     pub allowed_origins: Vec<String>,
@@ -71,7 +73,7 @@ pub struct SignalingContext {
 /// The `/ws` route, with presence and routing kept in this process.
 pub fn router(ctx: SignalingContext) -> axum::Router {
     let switchboard = Arc::new(LocalSwitchboard::new(HubConfig::new(
-        &ctx.config,
+        &ctx.config.load(),
         &ctx.rooms,
     )));
     router_with(ctx, switchboard)
@@ -83,14 +85,16 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         Arc::downgrade(&switchboard),
         ctx.shutdown.clone(),
     ));
+    let start = ctx.config.load();
+    // Fixed for the process: one wheel pings every connection (reload leaves it alone).
     let wheel = Arc::new(wheel::PingWheel::new(Duration::from_secs(
-        ctx.config.ping_interval_secs.max(1),
+        start.ping_interval_secs.max(1),
     )));
     tokio::spawn(wheel::run(Arc::downgrade(&wheel), ctx.shutdown.clone()));
     let shared = Arc::new(connection::Shared {
         wheel,
-        access: attempts::AccessGuard::new(HubConfig::new(&ctx.config, &ctx.rooms)),
-        per_ip: limits::PerIpLimit::new(ctx.config.max_connections_per_ip),
+        access: attempts::AccessGuard::new(HubConfig::new(&start, &ctx.rooms)),
+        per_ip: limits::PerIpLimit::default(),
         config: ctx.config,
         allowed_origins: ctx
             .allowed_origins

@@ -69,7 +69,8 @@ pub(super) async fn write_loop(
     heard: &LastHeard,
     overflow: &CancellationToken,
 ) -> End {
-    let pong_timeout = Duration::from_secs(shared.config.pong_timeout_secs.max(1));
+    // Restart-only like the wheel's period: reload keeps the start-up value in `config`.
+    let pong_timeout = Duration::from_secs(shared.config.load().pong_timeout_secs.max(1));
     // The shared ping wheel beats once per ping interval: a ping, or the end of a silent client.
     let mut beat = shared.wheel.subscribe();
     let stuck_beats = beats_within(pong_timeout, shared.wheel.period());
