@@ -4,26 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_callbox");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 /// Log lines until one contains `needle` (bounded by time); every line read is kept in `seen`.
 fn wait_log(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str) -> String {
@@ -55,24 +41,7 @@ async fn each_call_end_is_one_line_with_room_duration_path_and_cause_and_nothing
          [turn]\nenabled = false\n"
     );
     std::fs::write(&path, config).expect("write config");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .env("CALLBOX_LOG", "info")
-        // As under systemd: plain text lines, no colour codes.
-        .env("JOURNAL_STREAM", "8:1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callbox");
-    let stderr = child.stderr.take().expect("stderr");
-    let running = Running(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (running, lines) = common::spawn_callbox(&path);
     let mut seen = Vec::new();
     wait_log(&lines, &mut seen, "callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -8,28 +8,14 @@
 mod common;
 mod turn_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_callbox");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
@@ -78,22 +64,7 @@ async fn sighup_applies_access_codes_names_restart_keys_and_survives_a_bad_file(
         .expect("port")
         .port();
     std::fs::write(&path, config(port, "old-code", 4)).expect("write config");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .env("CALLBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callbox");
-    let stderr = child.stderr.take().expect("stderr");
-    let running = Running(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (running, lines) = common::spawn_callbox(&path);
     wait_log(&lines, "callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (mut ann, ok) = login_result(addr, "ann", "old-code").await;
@@ -142,22 +113,7 @@ async fn sighup_lowers_max_frame_bytes_for_new_connections_and_keeps_ping_timing
         .expect("port")
         .port();
     std::fs::write(&path, edge_config(port, "")).expect("write config");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .env("CALLBOX_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callbox");
-    let stderr = child.stderr.take().expect("stderr");
-    let running = Running(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (running, lines) = common::spawn_callbox(&path);
     wait_log(&lines, "callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut ann = common::connect(addr, "/ws").await;
@@ -232,23 +188,7 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
     std::fs::write(&path, turn_config(port, turn_port, SECRET_A, "", RELAY_MIN)).expect("write");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .env("CALLBOX_LOG", "info")
-        .env("JOURNAL_STREAM", "8:1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callbox");
-    let stderr = child.stderr.take().expect("stderr");
-    let running = Running(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (running, lines) = common::spawn_callbox(&path);
     wait_log(&lines, "callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let turn = SocketAddr::from(([127, 0, 0, 1], turn_port));

@@ -188,3 +188,40 @@ pub async fn ann_and_bob(addr: SocketAddr) -> (Client, Client) {
     bob.wait_user_list(&["ann", "bob"]).await;
     (ann, bob)
 }
+
+/// A `callbox` process started by a test, killed (by its own PID) when dropped.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts the real binary on `config` with info logging in plain text lines (as under
+/// systemd: `JOURNAL_STREAM` set, no colour codes); its stderr lines arrive on the receiver,
+/// read by a thread that ends with the process.
+pub fn spawn_callbox(config: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
+        .arg("--config")
+        .arg(config)
+        .env("CALLBOX_LOG", "info")
+        .env("JOURNAL_STREAM", "8:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start callbox");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (Running(child), lines)
+}
