@@ -3,30 +3,14 @@
 //! HTTPS port, a TURN allocation, metrics), and the checks fail once it has stopped.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, Running};
+
 const BIN: &str = env!("CARGO_BIN_EXE_callbox");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn free_port(udp: bool) -> u16 {
-    match udp {
-        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-    }
-    .expect("ephemeral port")
-    .port()
-}
 
 fn selftest(config: &std::path::Path) -> (bool, String) {
     let out = Command::new(BIN)

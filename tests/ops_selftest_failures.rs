@@ -7,32 +7,16 @@
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, Running};
+
 const BIN: &str = env!("CARGO_BIN_EXE_callbox");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn free_port(udp: bool) -> u16 {
-    match udp {
-        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-    }
-    .expect("ephemeral port")
-    .port()
-}
 
 fn write_cert(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");

@@ -225,3 +225,13 @@ pub fn spawn_callbox(config: &std::path::Path) -> (Running, std::sync::mpsc::Rec
     });
     (Running(child), lines)
 }
+
+/// A free loopback port (UDP or TCP) for a child process's config.
+pub fn free_port(udp: bool) -> u16 {
+    match udp {
+        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
+        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
+    }
+    .expect("ephemeral port")
+    .port()
+}
