@@ -95,7 +95,14 @@ ${extra}
 export async function startCallbox(options = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'callbox-test-'));
   const httpPort = options.httpPort || (await freePort());
-  const turnPort = options.turnPort || (await freePort({ udp: true }));
+  // TURN listens on UDP and TCP on this port, so it must not be the HTTP port: the kernel's
+  // UDP and TCP ephemeral pickers are independent and do hand out the same number.
+  let turnPort = options.turnPort;
+  for (let tries = 0; !turnPort && tries < 20; tries += 1) {
+    const port = await freePort({ udp: true });
+    if (port !== httpPort) turnPort = port;
+  }
+  if (!turnPort) throw new Error('no free TURN port distinct from the HTTP port in 20 tries');
   const relayPortMin = options.relayPortMin ?? relayRangeStart();
   const relayPortMax = options.relayPortMax ?? relayPortMin + 99;
   const configPath = path.join(dir, 'config.toml');
