@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CALLBOX_BIN = process.env.CALLBOX_BIN ?? path.join(REPO_ROOT, 'target/debug/callbox');
 
-/** A TCP port that is free on 127.0.0.1 right now (and, if `udp`, free for UDP too). */
+/** A TCP port that is free on `host` right now (and, if `udp`, free for UDP too). */
 export async function freePort({ udp = false, host = '127.0.0.1' } = {}) {
   for (let attempt = 0; attempt < 20; attempt += 1) {
     const port = await new Promise((resolve, reject) => {
@@ -53,21 +53,23 @@ function relayRangeStart() {
 }
 
 /**
- * TOML for a loopback test instance. `extra` is appended verbatim (e.g. [[rooms]]);
+ * TOML for a loopback test instance on `host` (every listener and the relays), reached as
+ * `publicHost` (the printed URL, the Origin /ws accepts, the TURN URLs). `extra` is appended
+ * verbatim (e.g. [[rooms]]);
  * `serverExtra` goes inside [server] (e.g. extra_origins). `maxConnectionsPerAddress` raises
  * the web listener's per-address limit (server.max_connections_per_address), for a test that
  * holds thousands of WebSockets from 127.0.0.1; the relay's own limits are in [signaling]
  * (`extra`).
  */
 export function testConfig({
-  host = '127.0.0.1', httpPort, turnPort, relayPortMin, relayPortMax, extra = '', serverExtra = '',
+  host = '127.0.0.1', publicHost = 'localhost', httpPort, turnPort, relayPortMin, relayPortMax, extra = '', serverExtra = '',
   maxConnectionsPerAddress,
 }) {
   const perAddress = maxConnectionsPerAddress === undefined
     ? ''
     : `max_connections_per_address = ${Number(maxConnectionsPerAddress)}`;
   return `[server]
-public_host = "localhost"
+public_host = "${publicHost}"
 listen = "${host}:${httpPort}"
 shutdown_grace_secs = 1
 ${perAddress}
@@ -87,19 +89,21 @@ ${extra}
 
 /**
  * Starts callbox and resolves once it printed its URL.
- * Options: httpPort (0: pick a free fixed port, so a restart can reuse it), turnPort, extra
+ * Options: host (the loopback address it listens and relays on, default 127.0.0.1) and
+ * publicHost (see testConfig), httpPort (0: pick a free fixed port, so a restart can reuse it), turnPort, extra
  * TOML, serverExtra (TOML lines inside [server]), maxConnectionsPerAddress (see testConfig),
  * config (full TOML instead of the generated one), prefix (argv to run the binary under,
  * e.g. ['ip', 'netns', 'exec', 'pub']), startTimeoutMs.
  */
 export async function startCallbox(options = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'callbox-test-'));
-  const httpPort = options.httpPort || (await freePort());
+  const host = options.host ?? '127.0.0.1';
+  const httpPort = options.httpPort || (await freePort({ host }));
   // TURN listens on UDP and TCP on this port, so it must not be the HTTP port: the kernel's
   // UDP and TCP ephemeral pickers are independent and do hand out the same number.
   let turnPort = options.turnPort;
   for (let tries = 0; !turnPort && tries < 20; tries += 1) {
-    const port = await freePort({ udp: true });
+    const port = await freePort({ udp: true, host });
     if (port !== httpPort) turnPort = port;
   }
   if (!turnPort) throw new Error('no free TURN port distinct from the HTTP port in 20 tries');
@@ -109,6 +113,8 @@ export async function startCallbox(options = {}) {
   const config =
     options.config ??
     testConfig({
+      host,
+      publicHost: options.publicHost,
       httpPort,
       turnPort,
       relayPortMin,
@@ -120,6 +126,7 @@ export async function startCallbox(options = {}) {
   writeFileSync(configPath, config);
   const instance = {
     dir,
+    host,
     configPath,
     httpPort,
     turnPort,
