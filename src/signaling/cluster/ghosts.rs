@@ -87,7 +87,7 @@ impl Cluster {
         out
     }
 
-    fn ghost_left(
+    pub(super) fn ghost_left(
         &mut self,
         hub: &mut Hub,
         node: &str,

@@ -22,7 +22,7 @@ use self::state::{Cluster, Granted, Op};
 use self::wire::{ClaimRecord, NodeInfo};
 use super::hub::{ConnId, Delivery, Hub, Outbound};
 use super::names;
-use super::protocol::{Dialect, LoginFailure, LoginRequest, Routed, ServerMsg};
+use super::protocol::{Dialect, LoginFailure, LoginRequest, Routed};
 use super::switchboard::{LocalSwitchboard, Mailbox, Switchboard};
 use crate::config::cluster::ClusterConfig;
 
@@ -235,12 +235,14 @@ impl RedisSwitchboard {
             };
             let token = (n == 1).then_some(req.token.as_deref()).flatten();
             let mut redis = inner.redis.clone();
-            match inner.claims.claim(&mut redis, &record, token).await? {
+            let outcome = inner.claims.claim(&mut redis, &record, token).await?;
+            match outcome {
                 ClaimOutcome::Free | ClaimOutcome::Reclaimed => {
                     return Ok(Some(Granted {
                         name: candidate,
                         placeholder,
                         variant: n > 1,
+                        reclaimed: outcome == ClaimOutcome::Reclaimed,
                     }))
                 }
                 ClaimOutcome::Taken => continue,
@@ -250,12 +252,8 @@ impl RedisSwitchboard {
     }
 
     fn refuse(&self, conn: ConnId, reason: LoginFailure) -> Result<(), LoginFailure> {
-        self.inner.with(|_, hub| {
-            let limits = hub.config().limits();
-            let msg = ServerMsg::LoginFailed { reason, limits };
-            let out = Outbound::Msg(Box::new(msg));
-            (vec![Delivery { to: conn, out }], Vec::new())
-        });
+        self.inner
+            .with(|_, hub| (vec![state::refusal(hub, conn, reason)], Vec::new()));
         Err(reason)
     }
 }

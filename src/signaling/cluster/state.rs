@@ -58,6 +58,10 @@ pub struct Granted {
     pub placeholder: String,
     /// `name` is a numbered variant of the requested one (the client is told).
     pub variant: bool,
+    /// Redis matched the login's token against the name's claim (a takeover). Only then may
+    /// the login take over this node's holder of the name, and with it the holder's call: a
+    /// free name with a holder here is a lapsed claim (its node died) or one Redis lost.
+    pub reclaimed: bool,
 }
 
 type NameKey = (String, String);
@@ -107,8 +111,8 @@ impl Cluster {
     }
 
     /// Logs in a local connection whose name Redis granted. A current holder of the name on
-    /// this node (a local user or a ghost) is taken over through the hub's own reclaim path,
-    /// since Redis already checked the token.
+    /// this node (a local user or a ghost) is taken over only if Redis checked the login's
+    /// token against the claim (see [`Cluster::make_way`]).
     pub fn login(
         &mut self,
         hub: &mut Hub,
@@ -123,10 +127,13 @@ impl Cluster {
         let slot = (room.clone(), key.clone());
         let mut out = variant_notice(&granted, conn);
         req.name = granted.name;
-        if let Some(holder) = self.holders.get(&slot) {
-            req.token = Some(holder.token.clone());
-        }
-        let (more, result) = hub.login(conn, req);
+        let (more, result) = match self.make_way(hub, &slot, granted.reclaimed, &mut req) {
+            Ok(told) => {
+                out.extend(told);
+                hub.login(conn, req)
+            }
+            Err(reason) => (vec![refusal(hub, conn, reason)], Err(reason)),
+        };
         let logged_in = login_ok(&more, conn);
         out.extend(more);
         let Some((name, token)) = logged_in else {
@@ -162,6 +169,36 @@ impl Cluster {
             },
         ];
         (out, result, ops)
+    }
+
+    /// Readies this node's holder of `slot`, if any, for a login Redis granted the name to.
+    /// A reclaim (Redis checked the token) takes it over, call and all, through the hub's
+    /// reclaim path. Otherwise the name was free in Redis: a ghost there is a user whose claim
+    /// lapsed (its node died), gone as far as the cluster knows, so it leaves and its partner
+    /// is told, as `node_gone` would; a user of this node whose claim Redis lost keeps the
+    /// name unless the login carries its token.
+    fn make_way(
+        &mut self,
+        hub: &mut Hub,
+        slot: &NameKey,
+        reclaimed: bool,
+        req: &mut LoginRequest,
+    ) -> Result<Vec<Delivery>, LoginFailure> {
+        let Some(holder) = self.holders.get(slot) else {
+            return Ok(Vec::new());
+        };
+        match &holder.node {
+            _ if reclaimed => req.token = Some(holder.token.clone()),
+            Some(node) => {
+                let node = node.clone();
+                return Ok(self.ghost_left(hub, &node, slot.0.clone(), slot.1.clone()));
+            }
+            None if !names::code_matches(&holder.token, req.token.as_deref()) => {
+                return Err(LoginFailure::NameTaken);
+            }
+            None => {}
+        }
+        Ok(Vec::new())
     }
 
     /// Records the new holder of `slot`; a ghost it replaced is dropped from the hub (its user
@@ -298,7 +335,6 @@ impl Cluster {
     }
 }
 
-/// The name and token of a successful login, read from its reply.
 /// The tutorial dialect's `rejectusername` when the name granted is a variant of the one asked.
 fn variant_notice(granted: &Granted, conn: ConnId) -> Vec<Delivery> {
     if !granted.variant {
@@ -311,6 +347,17 @@ fn variant_notice(granted: &Granted, conn: ConnId) -> Vec<Delivery> {
     }]
 }
 
+/// The login reply that refuses `conn`'s login for `reason`.
+pub(super) fn refusal(hub: &Hub, conn: ConnId, reason: LoginFailure) -> Delivery {
+    let limits = hub.config().limits();
+    let msg = ServerMsg::LoginFailed { reason, limits };
+    Delivery {
+        to: conn,
+        out: Outbound::Msg(Box::new(msg)),
+    }
+}
+
+/// The name and token of a successful login, read from its reply.
 fn login_ok(out: &[Delivery], conn: ConnId) -> Option<(String, String)> {
     out.iter().find_map(|d| match &d.out {
         Outbound::Msg(msg) if d.to == conn => match &**msg {

@@ -27,11 +27,13 @@ fn req(name: &str, token: Option<&str>) -> LoginRequest {
     }
 }
 
-fn granted(name: &str) -> Granted {
+/// What Redis said to a claim of `name`; `reclaimed`: the login's token matched the claim.
+fn granted(name: &str, reclaimed: bool) -> Granted {
     Granted {
         name: name.into(),
         placeholder: "pending".into(),
         variant: false,
+        reclaimed,
     }
 }
 
@@ -40,9 +42,12 @@ fn login(n: &mut Node, id: u64, name: &str, token: Option<&str>) -> (String, Vec
     let conn = ConnId(id);
     n.hub.connect(conn, "lobby");
     n.cluster.connected(conn, "lobby");
-    let (out, result, ops) = n
-        .cluster
-        .login(&mut n.hub, conn, req(name, token), granted(name));
+    let (out, result, ops) = n.cluster.login(
+        &mut n.hub,
+        conn,
+        req(name, token),
+        granted(name, token.is_some()),
+    );
     assert_eq!(result, Ok(()));
     let (_, token) = login_ok(&out, conn).expect("login reply");
     (token, published(ops))
@@ -83,8 +88,8 @@ fn to(out: &[Delivery], conn: u64) -> Vec<ServerMsg> {
         .collect()
 }
 
-#[test]
-fn a_call_across_nodes_is_known_on_both_and_a_dead_nodes_partner_is_told() {
+/// ann (connection 1 on node a) in a call with bob (connection 1 on node b).
+fn call_across() -> (Node, Node) {
     let (mut a, mut b) = (node("a"), node("b"));
     let (_, joined) = login(&mut a, 1, "ann", None);
     feed(&mut b, joined);
@@ -106,7 +111,12 @@ fn a_call_across_nodes_is_known_on_both_and_a_dead_nodes_partner_is_told() {
     feed(&mut a, published(ops));
     assert_eq!(a.hub.peer_of("lobby", "ann").as_deref(), Some("bob"));
     assert_eq!(b.hub.peer_of("lobby", "bob").as_deref(), Some("ann"));
+    (a, b)
+}
 
+#[test]
+fn a_call_across_nodes_is_known_on_both_and_a_dead_nodes_partner_is_told() {
+    let (_, mut b) = call_across();
     let told = b.cluster.node_gone(&mut b.hub, "a");
     let leave = to(&told, 1);
     assert!(
@@ -185,4 +195,47 @@ fn a_restarted_node_releases_its_previous_runs_claims_but_not_a_login_in_flight(
     assert!(published(ops.clone())
         .iter()
         .any(|e| matches!(e, Event::Left { key, .. } if key == "old")));
+}
+
+#[test]
+fn a_login_whose_token_redis_did_not_check_never_takes_over_a_ghosts_call() {
+    // Node a died; ann's claim lapsed before node b noticed: Redis grants "ann" to anyone.
+    let (_, mut b) = call_across();
+    let conn = ConnId(9);
+    b.hub.connect(conn, "lobby");
+    b.cluster.connected(conn, "lobby");
+    let (out, result, _) =
+        b.cluster
+            .login(&mut b.hub, conn, req("ann", None), granted("ann", false));
+    assert_eq!(result, Ok(()), "the name is free in Redis: {out:?}");
+    let leave = to(&out, 1);
+    assert!(
+        matches!(&leave[..], [ServerMsg::Tutorial { name, .. }] if name == "ann"),
+        "bob is told ann left, not handed to the newcomer: {leave:?}"
+    );
+    assert_eq!(b.hub.peer_of("lobby", "bob"), None);
+    assert_eq!(b.hub.peer_of("lobby", "ann"), None);
+}
+
+#[test]
+fn a_login_whose_token_redis_did_not_check_never_replaces_a_user_of_this_node() {
+    // Redis lost bob's claim (it restarted empty) and grants "bob" before this node renews it.
+    let mut b = node("b");
+    let (_, _) = login(&mut b, 1, "bob", None);
+    let conn = ConnId(2);
+    b.hub.connect(conn, "lobby");
+    b.cluster.connected(conn, "lobby");
+    let (out, result, ops) =
+        b.cluster
+            .login(&mut b.hub, conn, req("bob", None), granted("bob", false));
+    assert_eq!(result, Err(LoginFailure::NameTaken));
+    assert!(
+        to(&out, 1).is_empty() && !out.iter().any(|d| d.to == ConnId(1)),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&ops[..], [Op::Release { token, .. }] if token == "pending"),
+        "{ops:?}"
+    );
+    assert_eq!(b.hub.name_of(ConnId(1)).as_deref(), Some("bob"));
 }
