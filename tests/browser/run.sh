@@ -12,8 +12,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-# The two browsers the tests drive (paths overridable); as root a missing one is installed.
-for pair in "${CHROMIUM:-/usr/bin/chromium}:chromium" "${FIREFOX:-/usr/bin/firefox-esr}:firefox-esr"; do
+# The two browsers the tests drive and the Redis the cluster test starts (paths overridable);
+# as root a missing one is installed.
+for pair in "${CHROMIUM:-/usr/bin/chromium}:chromium" "${FIREFOX:-/usr/bin/firefox-esr}:firefox-esr" \
+  "${REDIS_SERVER:-/usr/bin/redis-server}:redis-server"; do
   bin=${pair%:*} pkg=${pair##*:}
   command -v "$bin" >/dev/null && continue
   if [ "$(id -u)" -eq 0 ]; then
