@@ -157,7 +157,7 @@ impl AccessGuard {
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, AttemptTable> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.table, "login attempts")
     }
 
     /// Some(refusal) when `ip` must wait before trying a code for `room` again.

@@ -38,15 +38,16 @@ pub fn apply(shared: &Shared, config: &TurnConfig) -> Vec<&'static str> {
             );
         }
     }
-    let quotas = shared.quotas.lock().map(|mut q| {
-        let caps = q.set_limits(
+    let quotas_changed = {
+        let mut quotas = crate::lock::lock(&shared.quotas, "TURN quotas");
+        let caps = quotas.set_limits(
             config.max_allocations_per_user,
             config.max_allocations_per_ip,
             config.max_allocations,
         );
-        q.set_room_limit(config.allocations_per_room()) || caps
-    });
-    if quotas.unwrap_or(false) {
+        quotas.set_room_limit(config.allocations_per_room()) || caps
+    };
+    if quotas_changed {
         changed.push("turn quotas");
     }
     changed

@@ -137,9 +137,7 @@ impl Drop for AddressGuard {
 
 /// The table stays consistent even if a holder panicked (every update is one step).
 fn lock(table: &Mutex<AddressCounts>) -> MutexGuard<'_, AddressCounts> {
-    table
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::lock::lock(table, "web per-address count")
 }
 
 #[cfg(test)]
