@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempts::AccessGuard;
 use super::hub::{ConnId, Outbound};
-use super::limits::{PerIpLimit, RateLimit, RateVerdict as Verdict};
+use super::limits::{PerIpLimit, RateLimit, RateVerdict};
 use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
 use super::queue;
 use super::switchboard::{Mailbox, Switchboard};
@@ -32,8 +32,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// its own sender (rejectusername, login reply, user list).
 const REPLY_ROOM: usize = 4;
 
-/// What every connection task shares.
-pub struct Shared {
+/// What every connection task of the socket edge shares (the `/ws` route's state).
+pub struct EdgeShared {
     /// Read once per connection, at its upgrade: SIGHUP changes the next connection's limits.
     pub config: Arc<super::live::Live<SignalingConfig>>,
     /// Wrong access codes per client address.
@@ -61,7 +61,7 @@ const READ_BUFFER: usize = 512;
 
 /// `GET /ws[?room=R]`.
 pub async fn upgrade(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<EdgeShared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
@@ -172,7 +172,7 @@ type Halves = (SplitSink<WebSocket, Message>, SplitStream<WebSocket>);
 
 async fn run(
     (mut sink, mut stream): Halves,
-    shared: Arc<Shared>,
+    shared: Arc<EdgeShared>,
     config: &SignalingConfig,
     room: String,
     peer: SocketAddr,
@@ -236,7 +236,7 @@ async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
     own_mailbox: &queue::Sender,
     (conn, room, peer): (ConnId, &str, SocketAddr),
-    (shared, config): (&Shared, &SignalingConfig),
+    (shared, config): (&EdgeShared, &SignalingConfig),
     heard: &LastHeard,
 ) -> End {
     let board = &shared.switchboard;
@@ -265,13 +265,13 @@ async fn read_loop(
             return End::CutOff;
         }
         match limit.check(std::time::Instant::now()) {
-            Verdict::Accept => {}
-            Verdict::Refuse => {
+            RateVerdict::Accept => {}
+            RateVerdict::Refuse => {
                 let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
                 board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
                 continue;
             }
-            Verdict::Flood => {
+            RateVerdict::Flood => {
                 crate::counters::SIGNALING.refused.bump("flood");
                 tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
                 return End::Flood;
@@ -301,7 +301,7 @@ async fn read_loop(
 }
 
 /// A login, unless this client address has sent too many wrong access codes lately.
-async fn login(shared: &Shared, conn: ConnId, room: &str, peer: SocketAddr, req: LoginRequest) {
+async fn login(shared: &EdgeShared, conn: ConnId, room: &str, peer: SocketAddr, req: LoginRequest) {
     let now = std::time::Instant::now();
     let board = &shared.switchboard;
     if let Some(reason) = shared.access.before_login(room, peer.ip(), now) {

@@ -91,7 +91,7 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         start.ping_interval_secs.max(1),
     )));
     tokio::spawn(wheel::run(Arc::downgrade(&wheel), ctx.shutdown.clone()));
-    let shared = Arc::new(connection::Shared {
+    let shared = Arc::new(connection::EdgeShared {
         wheel,
         access: attempts::AccessGuard::new(HubConfig::new(&start, &ctx.rooms)),
         per_ip: limits::PerIpLimit::default(),

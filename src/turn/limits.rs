@@ -99,7 +99,7 @@ impl TurnLimits {
 }
 
 /// What a source may make the server answer before authenticating (besides the nonce
-/// budget, which lives in [`crate::turn::guard::Shared::limiter`]).
+/// budget, which lives in [`crate::turn::guard::ServerState::limiter`]).
 #[derive(Debug)]
 pub struct Budgets {
     pub limits: TurnLimits,

@@ -25,7 +25,7 @@ use webrtc_util::Conn;
 
 use super::admission::{Admission, Ticket};
 use super::fastpath::FastPath;
-use super::guard::{AuthCell, Guard, Shared, Verdict};
+use super::guard::{AuthCell, Guard, InboundAction, ServerState};
 use super::relay::{Generator, RelaySettings};
 use crate::lock::lock;
 
@@ -54,7 +54,7 @@ pub trait Transport: Send + Sync + 'static {
 /// Everything a new session needs from its server.
 #[derive(Clone)]
 pub struct SessionEnv {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ServerState>,
     pub relay: Arc<RelaySettings>,
     pub admission: Arc<Admission>,
     pub shutdown: CancellationToken,
@@ -307,23 +307,23 @@ impl Conn for SessionConn {
                 verdict
             };
             match verdict {
-                Verdict::Pass => {
+                InboundAction::Pass => {
                     self.fast.note_request(&message);
                     buf[..message.len()].copy_from_slice(&message);
                     return Ok((message.len(), self.client));
                 }
-                Verdict::PassAs(part) if part.len() <= buf.len() => {
+                InboundAction::PassAs(part) if part.len() <= buf.len() => {
                     self.fast.note_request(&part);
                     buf[..part.len()].copy_from_slice(&part);
                     return Ok((part.len(), self.client));
                 }
-                Verdict::PassAs(_) => {}
-                Verdict::Reply(bytes) => {
+                InboundAction::PassAs(_) => {}
+                InboundAction::Reply(bytes) => {
                     if self.transport.send(&bytes).await.is_err() {
                         self.ended.cancel();
                     }
                 }
-                Verdict::Drop => {}
+                InboundAction::Drop => {}
             }
         }
     }
