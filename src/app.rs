@@ -4,7 +4,8 @@
 //! signaling routes and hands TURN-over-TLS streams to the TURN server). Shutdown is one
 //! [`CancellationToken`] that every task watches, and one [`TaskTracker`] that says when they
 //! have all finished, as in tokio's mini-redis. What an operator adds around that (systemd,
-//! reloads, metrics) is in [`crate::ops`]; this file only plugs it in.
+//! reloads, metrics) is in [`crate::ops`]; this file only plugs it in, and `service` (the
+//! signal loop that runs `start` under systemd) drives those parts from above.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::signaling::{SignalingConfig, SignalingContext};
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
+mod service;
 mod urls;
 use urls::{allowed_origins, public_url};
 
@@ -234,7 +236,8 @@ async fn spawn_ops(
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<(Option<SocketAddr>, Option<SocketAddr>), StartError> {
-    let metrics_addr = crate::ops::serve::metrics(config, sources, shutdown, tasks).await?;
+    let metrics_addr =
+        crate::ops::metrics::listen(&config.metrics, sources, shutdown, tasks).await?;
     if let Some(certs) = &sources.certs {
         tasks.spawn(crate::ops::certs::watch(
             Arc::clone(certs),
@@ -293,12 +296,12 @@ fn divert_to(turn: &Arc<TurnServer>) -> web::server::Divert {
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads `config_path`
-/// (see [`crate::ops::serve::run`]).
+/// (see [`service::run`]).
 pub async fn run_until_signal(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), StartError> {
-    crate::ops::serve::run(config, config_path).await
+    service::run(config, config_path).await
 }
 
 /// Logs for journald: no colours, no timestamps of our own when journald adds them.

@@ -2,7 +2,8 @@
 //! protocol ([`notify`], [`status`]: READY, watchdog, STATUS, STOPPING), live certificate reload
 //! ([`certs`]), SIGHUP config reload ([`reload`]) and Prometheus metrics ([`metrics`]), all fed
 //! from one read of the running jobs ([`stats`]); and `callbox selftest` ([`selftest`]), which
-//! checks an install from the outside; [`memory`] hands freed heap back after a burst.
+//! checks an install from the outside; [`memory`] hands freed heap back after a burst. The
+//! signal loop that drives them is `app/service.rs`, above them: ops never names app.
 
 pub mod acme;
 mod acme_cache;
@@ -17,6 +18,5 @@ pub mod selftest;
 mod selftest_login;
 mod selftest_peer;
 mod selftest_turn;
-pub mod serve;
 pub mod stats;
 pub mod status;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -232,6 +232,8 @@ async fn run(
     }
 }
 
+/// Reads the client's frames until the connection ends: each passes the reply room, then the
+/// rate limit, then goes to the switchboard.
 async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
     own_mailbox: &queue::Sender,
@@ -239,17 +241,41 @@ async fn read_loop(
     (shared, config): (&EdgeShared, &SignalingConfig),
     heard: &LastHeard,
 ) -> End {
-    let board = &shared.switchboard;
     let mut limit = RateLimit::new(
         config.messages_per_second,
         config.message_burst,
         std::time::Instant::now(),
     );
     loop {
-        let text = match stream.next().await {
-            None => return End::ClientClosed,
-            Some(Err(err)) => return read_error(conn, err),
-            Some(Ok(Message::Close(_))) => return End::ClientClosed,
+        let frame = match next_frame(stream, conn, heard).await {
+            Ok(frame) => frame,
+            Err(end) => return end,
+        };
+        // Replies to this client's own frames must not overflow its queue just because its
+        // frames arrive faster than this task writes: wait for room (the writer times out a
+        // client that stops reading altogether).
+        if own_mailbox.wait_for_room(REPLY_ROOM).await.is_err() {
+            return End::CutOff;
+        }
+        match within_rate(&mut limit, shared, conn).await {
+            Ok(true) => handle_frame(frame, shared, (conn, room, peer)).await,
+            Ok(false) => {}
+            Err(end) => return end,
+        }
+    }
+}
+
+/// The next Text frame (or `None` for a Binary one), or how the connection ended. Every frame
+/// counts as hearing from the client; pings and pongs only count.
+async fn next_frame(
+    stream: &mut SplitStream<WebSocket>,
+    conn: ConnId,
+    heard: &LastHeard,
+) -> Result<Option<Utf8Bytes>, End> {
+    loop {
+        let frame = match stream.next().await {
+            None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
+            Some(Err(err)) => return Err(read_error(conn, err)),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                 heard.touch();
                 continue;
@@ -258,44 +284,58 @@ async fn read_loop(
             Some(Ok(Message::Binary(_))) => None,
         };
         heard.touch();
-        // Replies to this client's own frames must not overflow its queue just because its
-        // frames arrive faster than this task writes: wait for room (the writer times out a
-        // client that stops reading altogether).
-        if own_mailbox.wait_for_room(REPLY_ROOM).await.is_err() {
-            return End::CutOff;
+        return Ok(frame);
+    }
+}
+
+/// True if the frame may be handled; false if it was refused (the client is told to slow
+/// down); `End::Flood` for a client that keeps flooding.
+async fn within_rate(
+    limit: &mut RateLimit,
+    shared: &EdgeShared,
+    conn: ConnId,
+) -> Result<bool, End> {
+    match limit.check(std::time::Instant::now()) {
+        RateVerdict::Accept => Ok(true),
+        RateVerdict::Refuse => {
+            let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
+            let out = Outbound::Msg(Box::new(msg));
+            shared.switchboard.deliver(conn, out).await;
+            Ok(false)
         }
-        match limit.check(std::time::Instant::now()) {
-            RateVerdict::Accept => {}
-            RateVerdict::Refuse => {
-                let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
-                board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
-                continue;
-            }
-            RateVerdict::Flood => {
-                crate::counters::SIGNALING.refused.bump("flood");
-                tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
-                return End::Flood;
-            }
+        RateVerdict::Flood => {
+            crate::counters::SIGNALING.refused.bump("flood");
+            tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
+            Err(End::Flood)
         }
-        let Some(text) = text else {
-            let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
-            board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
-            continue;
-        };
-        let parsed = protocol::parse(text.as_str());
-        if let Ok(inbound) = &parsed {
-            crate::counters::SIGNALING
-                .received
-                .bump(inbound.type_name());
-        }
-        match parsed {
-            Ok(Inbound::Login(req)) => login(shared, conn, room, peer, req).await,
-            Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
-            Err(err) => {
-                board
-                    .deliver(conn, Outbound::Msg(Box::new(err.to_server_msg())))
-                    .await
-            }
+    }
+}
+
+/// Parses one frame and hands it on: a login, a routed message, or an error frame back.
+async fn handle_frame(
+    frame: Option<Utf8Bytes>,
+    shared: &EdgeShared,
+    (conn, room, peer): (ConnId, &str, SocketAddr),
+) {
+    let board = &shared.switchboard;
+    let Some(text) = frame else {
+        let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
+        board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
+        return;
+    };
+    let parsed = protocol::parse(text.as_str());
+    if let Ok(inbound) = &parsed {
+        crate::counters::SIGNALING
+            .received
+            .bump(inbound.type_name());
+    }
+    match parsed {
+        Ok(Inbound::Login(req)) => login(shared, conn, room, peer, req).await,
+        Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
+        Err(err) => {
+            board
+                .deliver(conn, Outbound::Msg(Box::new(err.to_server_msg())))
+                .await
         }
     }
 }
