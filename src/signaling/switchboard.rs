@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -154,7 +155,7 @@ impl State {
                 }
             }
             for conn in cut_off {
-                work.extend(self.hub.disconnect(conn));
+                work.extend(self.hub.disconnect_at(conn, Instant::now()));
             }
         }
     }
@@ -184,13 +185,13 @@ impl Switchboard for LocalSwitchboard {
     }
 
     async fn route(&self, conn: ConnId, msg: Routed) {
-        self.with_state(|hub| hub.route(conn, msg, now_ms()));
+        self.with_state(|hub| hub.route_at(conn, msg, now_ms(), Instant::now()));
     }
 
     async fn logout(&self, conn: ConnId) {
         let mut state = self.lock_state();
         state.mailboxes.remove(&conn);
-        let deliveries = state.hub.disconnect(conn);
+        let deliveries = state.hub.disconnect_at(conn, Instant::now());
         state.deliver_all(deliveries);
     }
 
