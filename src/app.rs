@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Checked, Config};
 use crate::ops::certs::CertStore;
 use crate::ops::stats::Sources;
+use crate::shutdown::StopBudget;
 use crate::signaling::live::Live;
 use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::signaling::{SignalingConfig, SignalingContext};
@@ -115,11 +116,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         true => Some(start_turn(&config, &tls, https_port, &shutdown, &tasks).await?),
         false => None,
     };
-    let url = public_url(&config, http_addr);
     let hub_config = HubConfig::new(&config.signaling, &config.rooms);
     let switchboard = Arc::new(LocalSwitchboard::new(hub_config));
     let edge = Arc::new(Live::new(config.signaling.clone()));
     let board = switchboard_for(&config, &switchboard, &turn, &shutdown)?;
+    let stop = StopBudget::new(config.server.shutdown_grace_secs);
     let ws = SignalingContext {
         config: Arc::clone(&edge),
         rooms: config.rooms.clone(),
@@ -130,7 +131,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let routes = web::assets::router()
         .merge(crate::ops::metrics::readyz_router(shutdown.clone()))
-        .merge(signaling::router_with(ws, board));
+        .merge(signaling::router_with(ws, board, stop));
     let divert = turn.as_ref().filter(|_| turn_on_https).map(divert_to);
     tasks.spawn(web::server::serve(
         listener,
@@ -150,7 +151,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         spawn_ops(&config, &sources, http_addr.port(), &shutdown, &tasks).await?;
     Ok(Running {
         http_addr,
-        url,
+        url: public_url(&config, http_addr),
         turn,
         metrics_addr,
         redirect_addr,
@@ -167,7 +168,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// The one wait of a shutdown (`crate::shutdown`); a longer setting is capped, and said so.
 fn grace(config: &Config) -> Duration {
     let asked = config.server.shutdown_grace_secs;
-    let grace = crate::shutdown::StopBudget::new(asked).grace;
+    let grace = StopBudget::new(asked).grace;
     if grace.as_secs() < asked {
         tracing::warn!(
             "server.shutdown_grace_secs = {asked} is capped at {grace:?}, so a stop fits \

@@ -26,8 +26,6 @@ use super::switchboard::{Mailbox, Switchboard};
 use super::writer::{frame_for, write_loop};
 use super::{names, IceServerSource, SignalingConfig};
 
-/// How long a closing handshake may take before the socket is dropped.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Queue slots kept free before handling a client's frame: the most one frame can queue for
 /// its own sender (rejectusername, login reply, user list).
 const REPLY_ROOM: usize = 4;
@@ -47,6 +45,8 @@ pub struct EdgeShared {
     pub tasks: tokio_util::task::TaskTracker,
     /// Every connection's ping and pong timeout.
     pub wheel: Arc<super::wheel::PingWheel>,
+    /// How long each step of a closing handshake may take before the socket is dropped.
+    pub close_wait: Duration,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -201,7 +201,7 @@ async fn run(
         End::Server { code, reason } => Some((code, reason)),
         End::ClientClosed => {
             // Sends the close reply tungstenite queued when the client's Close arrived.
-            let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
+            let _ = tokio::time::timeout(shared.close_wait, sink.close()).await;
             None
         }
         End::Broken | End::CutOff => None,
@@ -225,10 +225,10 @@ async fn run(
         sink.send(Message::Close(Some(CloseFrame { code, reason })))
             .await
     };
-    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_WAIT, closing).await {
+    if let Ok(Ok(())) = tokio::time::timeout(shared.close_wait, closing).await {
         // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
         let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+        let _ = tokio::time::timeout(shared.close_wait, drain).await;
     }
 }
 
