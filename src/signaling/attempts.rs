@@ -105,10 +105,12 @@ impl AttemptTable {
         self.entries.remove(&bucket_of(ip));
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -8,21 +8,21 @@
 //! into typed messages and [`outbound`] back; [`attempts`] slows down access-code guessing.
 //! The wire format is written up in docs/protocol.md.
 
-pub mod attempts;
-pub mod call_log;
+pub(crate) mod attempts;
+pub(crate) mod call_log;
 pub mod cluster;
 pub(crate) mod connection;
 pub mod hub;
 pub(crate) mod limits;
 pub mod live;
-pub mod names;
+pub(crate) mod names;
 pub(crate) mod outbound;
 pub(crate) mod presence;
 pub mod protocol;
-pub mod queue;
+pub(crate) mod queue;
 mod room;
 pub mod switchboard;
-pub mod wheel;
+pub(crate) mod wheel;
 mod writer;
 
 use std::sync::Arc;

@@ -138,6 +138,7 @@ impl Guard {
         self.verified_last
     }
 
+    #[cfg(test)]
     /// How many unauthenticated requests went through to the crate (each may cost a nonce).
     pub fn unauth_passed(&self) -> u32 {
         self.unauth_passed

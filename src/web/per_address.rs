@@ -54,11 +54,13 @@ impl AddressCounts {
         }
     }
 
+    #[cfg(test)]
     /// Open connections under `key`.
     pub fn count(&self, key: IpAddr) -> usize {
         self.counts.get(&key).copied().unwrap_or(0)
     }
 
+    #[cfg(test)]
     /// Addresses with at least one open connection.
     pub fn addresses(&self) -> usize {
         self.counts.len()
