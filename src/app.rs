@@ -4,7 +4,8 @@
 //! signaling routes and hands TURN-over-TLS streams to the TURN server). Shutdown is one
 //! [`CancellationToken`] that every task watches, and one [`TaskTracker`] that says when they
 //! have all finished, as in tokio's mini-redis. What an operator adds around that (systemd,
-//! reloads, metrics) is in [`crate::ops`]; this file only plugs it in.
+//! reloads, metrics) is in [`crate::ops`]; this file only plugs it in, and `service` (the
+//! signal loop that runs `start` under systemd) drives those parts from above.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +17,14 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Checked, Config};
 use crate::ops::certs::CertStore;
 use crate::ops::stats::Sources;
+use crate::shutdown::StopBudget;
 use crate::signaling::live::Live;
 use crate::signaling::{self, ConnId, HubConfig, IceGrant, IceServerSource, LocalSwitchboard};
 use crate::signaling::{SignalingConfig, SignalingContext};
 use crate::turn::{TurnContext, TurnError, TurnServer};
 use crate::web;
 
+mod service;
 mod urls;
 use urls::{allowed_origins, public_url};
 
@@ -113,11 +116,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         true => Some(start_turn(&config, &tls, https_port, &shutdown, &tasks).await?),
         false => None,
     };
-    let url = public_url(&config, http_addr);
     let hub_config = HubConfig::new(&config.signaling, &config.rooms);
     let switchboard = Arc::new(LocalSwitchboard::new(hub_config));
     let edge = Arc::new(Live::new(config.signaling.clone()));
     let board = switchboard_for(&config, &switchboard, &turn, &shutdown)?;
+    let stop = StopBudget::new(config.server.shutdown_grace_secs);
     let ws = SignalingContext {
         config: Arc::clone(&edge),
         rooms: config.rooms.clone(),
@@ -128,7 +131,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let routes = web::assets::router()
         .merge(crate::ops::metrics::readyz_router(shutdown.clone()))
-        .merge(signaling::router_with(ws, board));
+        .merge(signaling::router_with(ws, board, stop));
     let divert = turn.as_ref().filter(|_| turn_on_https).map(divert_to);
     tasks.spawn(web::server::serve(
         listener,
@@ -148,7 +151,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         spawn_ops(&config, &sources, http_addr.port(), &shutdown, &tasks).await?;
     Ok(Running {
         http_addr,
-        url,
+        url: public_url(&config, http_addr),
         turn,
         metrics_addr,
         redirect_addr,
@@ -165,7 +168,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// The one wait of a shutdown (`crate::shutdown`); a longer setting is capped, and said so.
 fn grace(config: &Config) -> Duration {
     let asked = config.server.shutdown_grace_secs;
-    let grace = crate::shutdown::StopBudget::new(asked).grace;
+    let grace = StopBudget::new(asked).grace;
     if grace.as_secs() < asked {
         tracing::warn!(
             "server.shutdown_grace_secs = {asked} is capped at {grace:?}, so a stop fits \
@@ -234,7 +237,8 @@ async fn spawn_ops(
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<(Option<SocketAddr>, Option<SocketAddr>), StartError> {
-    let metrics_addr = crate::ops::serve::metrics(config, sources, shutdown, tasks).await?;
+    let metrics_addr =
+        crate::ops::metrics::listen(&config.metrics, sources, shutdown, tasks).await?;
     if let Some(certs) = &sources.certs {
         tasks.spawn(crate::ops::certs::watch(
             Arc::clone(certs),
@@ -293,12 +297,12 @@ fn divert_to(turn: &Arc<TurnServer>) -> web::server::Divert {
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads `config_path`
-/// (see [`crate::ops::serve::run`]).
+/// (see [`service::run`]).
 pub async fn run_until_signal(
     config: Config,
     config_path: Option<std::path::PathBuf>,
 ) -> Result<(), StartError> {
-    crate::ops::serve::run(config, config_path).await
+    service::run(config, config_path).await
 }
 
 /// Logs for journald: no colours, no timestamps of our own when journald adds them.

@@ -15,10 +15,10 @@
 pub mod app;
 pub mod config;
 pub mod counters;
-pub mod lock;
-pub mod net;
+pub(crate) mod lock;
+pub(crate) mod net;
 pub mod ops;
-pub mod rate;
+pub(crate) mod rate;
 pub mod shutdown;
 pub mod signaling;
 pub mod turn;

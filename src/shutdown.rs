@@ -20,6 +20,9 @@ pub const EXIT_MARGIN: Duration = Duration::from_secs(2);
 /// The longest an in-flight HTTP request gets to finish (never more than half the grace, so
 /// the WebSocket close handshakes started at the same time also fit).
 const HTTP_DRAIN_MAX: Duration = Duration::from_secs(2);
+/// The longest one step of a WebSocket close may take (sending our Close, then waiting for the
+/// client's). A socket closing on shutdown takes both steps, so it needs twice this.
+const WS_CLOSE_MAX: Duration = Duration::from_secs(1);
 
 /// The time budget of each layer on shutdown, all derived from one grace period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,9 @@ pub struct StopBudget {
     pub grace: Duration,
     /// How long an HTTP connection gets to finish its in-flight request.
     pub http_drain: Duration,
+    /// How long each of the two steps of a WebSocket close may take: both together stay
+    /// within half the grace, like the HTTP drain running at the same time.
+    pub ws_close: Duration,
 }
 
 impl StopBudget {
@@ -37,6 +43,7 @@ impl StopBudget {
         StopBudget {
             grace,
             http_drain: HTTP_DRAIN_MAX.min(grace / 2),
+            ws_close: WS_CLOSE_MAX.min(grace / 4),
         }
     }
 
@@ -74,8 +81,10 @@ mod tests {
             let budget = StopBudget::new(secs);
             assert_eq!(budget.grace, Duration::from_secs(secs));
             assert!(budget.http_drain <= budget.grace / 2, "{budget:?}");
+            assert!(budget.ws_close * 2 <= budget.grace / 2, "{budget:?}");
         }
-        // The default keeps the HTTP drain it always had.
+        // The default keeps the HTTP drain and WebSocket close waits it always had.
         assert_eq!(StopBudget::new(4).http_drain, Duration::from_secs(2));
+        assert_eq!(StopBudget::new(4).ws_close, Duration::from_secs(1));
     }
 }

@@ -115,7 +115,7 @@ impl CertStore {
         };
         let now = stamp(&[cert.as_path(), key.as_path()]);
         {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = crate::lock::lock(&self.seen, "certificate file stamps");
             if !force && seen.as_ref() == Some(&now) {
                 return Ok(Reload::Unchanged);
             }

@@ -2,21 +2,21 @@
 //! protocol ([`notify`], [`status`]: READY, watchdog, STATUS, STOPPING), live certificate reload
 //! ([`certs`]), SIGHUP config reload ([`reload`]) and Prometheus metrics ([`metrics`]), all fed
 //! from one read of the running jobs ([`stats`]); and `callbox selftest` ([`selftest`]), which
-//! checks an install from the outside; [`memory`] hands freed heap back after a burst.
+//! checks an install from the outside; [`memory`] hands freed heap back after a burst. The
+//! signal loop that drives them is `app/service.rs`, above them: ops never names app.
 
-pub mod acme;
+pub(crate) mod acme;
 mod acme_cache;
 pub mod acme_challenges;
 mod acme_plan;
 pub mod certs;
-pub mod memory;
-pub mod metrics;
-pub mod notify;
-pub mod reload;
+pub(crate) mod memory;
+pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod reload;
 pub mod selftest;
 mod selftest_login;
 mod selftest_peer;
 mod selftest_turn;
-pub mod serve;
 pub mod stats;
-pub mod status;
+pub(crate) mod status;

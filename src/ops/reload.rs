@@ -110,7 +110,7 @@ impl Reloader {
             .map_err(|err| err.to_string())?
             .parse::<toml::Table>()
             .map_err(|err| err.to_string())?;
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = crate::lock::lock(&self.running, "running config");
         let mut outcome = Outcome::default();
         let turn_live = |k: &str| self.turn.is_some() && TURN_LIVE.contains(&k);
         for key in changed_keys(&running, &table) {

@@ -105,10 +105,12 @@ impl AttemptTable {
         self.entries.remove(&bucket_of(ip));
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -157,7 +159,7 @@ impl AccessGuard {
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, AttemptTable> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock::lock(&self.table, "login attempts")
     }
 
     /// Some(refusal) when `ip` must wait before trying a code for `room` again.

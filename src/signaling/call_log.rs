@@ -121,11 +121,13 @@ impl CallLog {
         ended
     }
 
+    #[cfg(test)]
     /// Calls being tracked.
     pub fn len(&self) -> usize {
         self.calls.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,21 +19,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempts::AccessGuard;
 use super::hub::{ConnId, Outbound};
-use super::limits::{PerIpLimit, RateLimit, RateVerdict as Verdict};
+use super::limits::{PerIpLimit, RateLimit, RateVerdict};
 use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
 use super::queue;
 use super::switchboard::{Mailbox, Switchboard};
 use super::writer::{frame_for, write_loop};
 use super::{names, IceServerSource, SignalingConfig};
 
-/// How long a closing handshake may take before the socket is dropped.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Queue slots kept free before handling a client's frame: the most one frame can queue for
 /// its own sender (rejectusername, login reply, user list).
 const REPLY_ROOM: usize = 4;
 
-/// What every connection task shares.
-pub struct Shared {
+/// What every connection task of the socket edge shares (the `/ws` route's state).
+pub struct EdgeShared {
     /// Read once per connection, at its upgrade: SIGHUP changes the next connection's limits.
     pub config: Arc<super::live::Live<SignalingConfig>>,
     /// Wrong access codes per client address.
@@ -47,6 +45,8 @@ pub struct Shared {
     pub tasks: tokio_util::task::TaskTracker,
     /// Every connection's ping and pong timeout.
     pub wheel: Arc<super::wheel::PingWheel>,
+    /// How long each step of a closing handshake may take before the socket is dropped.
+    pub close_wait: Duration,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -61,7 +61,7 @@ const READ_BUFFER: usize = 512;
 
 /// `GET /ws[?room=R]`.
 pub async fn upgrade(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<EdgeShared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
@@ -172,7 +172,7 @@ type Halves = (SplitSink<WebSocket, Message>, SplitStream<WebSocket>);
 
 async fn run(
     (mut sink, mut stream): Halves,
-    shared: Arc<Shared>,
+    shared: Arc<EdgeShared>,
     config: &SignalingConfig,
     room: String,
     peer: SocketAddr,
@@ -201,7 +201,7 @@ async fn run(
         End::Server { code, reason } => Some((code, reason)),
         End::ClientClosed => {
             // Sends the close reply tungstenite queued when the client's Close arrived.
-            let _ = tokio::time::timeout(CLOSE_WAIT, sink.close()).await;
+            let _ = tokio::time::timeout(shared.close_wait, sink.close()).await;
             None
         }
         End::Broken | End::CutOff => None,
@@ -225,31 +225,57 @@ async fn run(
         sink.send(Message::Close(Some(CloseFrame { code, reason })))
             .await
     };
-    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_WAIT, closing).await {
+    if let Ok(Ok(())) = tokio::time::timeout(shared.close_wait, closing).await {
         // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
         let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-        let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+        let _ = tokio::time::timeout(shared.close_wait, drain).await;
     }
 }
 
+/// Reads the client's frames until the connection ends: each passes the reply room, then the
+/// rate limit, then goes to the switchboard.
 async fn read_loop(
     stream: &mut SplitStream<WebSocket>,
     own_mailbox: &queue::Sender,
     (conn, room, peer): (ConnId, &str, SocketAddr),
-    (shared, config): (&Shared, &SignalingConfig),
+    (shared, config): (&EdgeShared, &SignalingConfig),
     heard: &LastHeard,
 ) -> End {
-    let board = &shared.switchboard;
     let mut limit = RateLimit::new(
         config.messages_per_second,
         config.message_burst,
         std::time::Instant::now(),
     );
     loop {
-        let text = match stream.next().await {
-            None => return End::ClientClosed,
-            Some(Err(err)) => return read_error(conn, err),
-            Some(Ok(Message::Close(_))) => return End::ClientClosed,
+        let frame = match next_frame(stream, conn, heard).await {
+            Ok(frame) => frame,
+            Err(end) => return end,
+        };
+        // Replies to this client's own frames must not overflow its queue just because its
+        // frames arrive faster than this task writes: wait for room (the writer times out a
+        // client that stops reading altogether).
+        if own_mailbox.wait_for_room(REPLY_ROOM).await.is_err() {
+            return End::CutOff;
+        }
+        match within_rate(&mut limit, shared, conn).await {
+            Ok(true) => handle_frame(frame, shared, (conn, room, peer)).await,
+            Ok(false) => {}
+            Err(end) => return end,
+        }
+    }
+}
+
+/// The next Text frame (or `None` for a Binary one), or how the connection ended. Every frame
+/// counts as hearing from the client; pings and pongs only count.
+async fn next_frame(
+    stream: &mut SplitStream<WebSocket>,
+    conn: ConnId,
+    heard: &LastHeard,
+) -> Result<Option<Utf8Bytes>, End> {
+    loop {
+        let frame = match stream.next().await {
+            None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
+            Some(Err(err)) => return Err(read_error(conn, err)),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                 heard.touch();
                 continue;
@@ -258,50 +284,64 @@ async fn read_loop(
             Some(Ok(Message::Binary(_))) => None,
         };
         heard.touch();
-        // Replies to this client's own frames must not overflow its queue just because its
-        // frames arrive faster than this task writes: wait for room (the writer times out a
-        // client that stops reading altogether).
-        if own_mailbox.wait_for_room(REPLY_ROOM).await.is_err() {
-            return End::CutOff;
+        return Ok(frame);
+    }
+}
+
+/// True if the frame may be handled; false if it was refused (the client is told to slow
+/// down); `End::Flood` for a client that keeps flooding.
+async fn within_rate(
+    limit: &mut RateLimit,
+    shared: &EdgeShared,
+    conn: ConnId,
+) -> Result<bool, End> {
+    match limit.check(std::time::Instant::now()) {
+        RateVerdict::Accept => Ok(true),
+        RateVerdict::Refuse => {
+            let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
+            let out = Outbound::Msg(Box::new(msg));
+            shared.switchboard.deliver(conn, out).await;
+            Ok(false)
         }
-        match limit.check(std::time::Instant::now()) {
-            Verdict::Accept => {}
-            Verdict::Refuse => {
-                let msg = ServerMsg::error(ErrorCode::RateLimited, "Too many messages; slow down.");
-                board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
-                continue;
-            }
-            Verdict::Flood => {
-                crate::counters::SIGNALING.refused.bump("flood");
-                tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
-                return End::Flood;
-            }
+        RateVerdict::Flood => {
+            crate::counters::SIGNALING.refused.bump("flood");
+            tracing::info!(conn = conn.0, "closing a connection that keeps flooding");
+            Err(End::Flood)
         }
-        let Some(text) = text else {
-            let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
-            board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
-            continue;
-        };
-        let parsed = protocol::parse(text.as_str());
-        if let Ok(inbound) = &parsed {
-            crate::counters::SIGNALING
-                .received
-                .bump(inbound.type_name());
-        }
-        match parsed {
-            Ok(Inbound::Login(req)) => login(shared, conn, room, peer, req).await,
-            Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
-            Err(err) => {
-                board
-                    .deliver(conn, Outbound::Msg(Box::new(err.to_server_msg())))
-                    .await
-            }
+    }
+}
+
+/// Parses one frame and hands it on: a login, a routed message, or an error frame back.
+async fn handle_frame(
+    frame: Option<Utf8Bytes>,
+    shared: &EdgeShared,
+    (conn, room, peer): (ConnId, &str, SocketAddr),
+) {
+    let board = &shared.switchboard;
+    let Some(text) = frame else {
+        let msg = ServerMsg::error(ErrorCode::InvalidJson, "Binary frames are not accepted.");
+        board.deliver(conn, Outbound::Msg(Box::new(msg))).await;
+        return;
+    };
+    let parsed = protocol::parse(text.as_str());
+    if let Ok(inbound) = &parsed {
+        crate::counters::SIGNALING
+            .received
+            .bump(inbound.type_name());
+    }
+    match parsed {
+        Ok(Inbound::Login(req)) => login(shared, conn, room, peer, req).await,
+        Ok(Inbound::Routed(msg)) => board.route(conn, msg).await,
+        Err(err) => {
+            board
+                .deliver(conn, Outbound::Msg(Box::new(err.to_server_msg())))
+                .await
         }
     }
 }
 
 /// A login, unless this client address has sent too many wrong access codes lately.
-async fn login(shared: &Shared, conn: ConnId, room: &str, peer: SocketAddr, req: LoginRequest) {
+async fn login(shared: &EdgeShared, conn: ConnId, room: &str, peer: SocketAddr, req: LoginRequest) {
     let now = std::time::Instant::now();
     let board = &shared.switchboard;
     if let Some(reason) = shared.access.before_login(room, peer.ip(), now) {

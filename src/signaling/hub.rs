@@ -3,6 +3,7 @@
 //! rules are unit-tested without a socket (the socket edge only moves frames).
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use base64::Engine;
 
@@ -141,17 +142,25 @@ impl Hub {
         vec![send(conn, ServerMsg::Id { id: conn.0 })]
     }
 
-    /// Chat and targeted messages from a logged-in connection.
+    /// [`Hub::route_at`] on the monotonic clock read here: for the cluster layer, which passes
+    /// only the wall clock so far (its owner is rewriting it); everything else passes `now`.
     pub fn route(&mut self, conn: ConnId, msg: Routed, now_ms: u64) -> Vec<Delivery> {
+        self.route_at(conn, msg, now_ms, Instant::now())
+    }
+
+    /// Chat and targeted messages from a logged-in connection, at `now_ms` (the wall clock a
+    /// chat is dated with) and `now` (the monotonic clock the call log measures calls by).
+    pub fn route_at(
+        &mut self,
+        conn: ConnId,
+        msg: Routed,
+        now_ms: u64,
+        now: Instant,
+    ) -> Vec<Delivery> {
         let error = |code, message: String| vec![send(conn, ServerMsg::error(code, message))];
         // Borrowed, not cloned: this runs for every message.
-        let Hub {
-            config,
-            conns,
-            rooms,
-            calls,
-            ..
-        } = self;
+        let (config, conns) = (&self.config, &self.conns);
+        let (rooms, calls) = (&mut self.rooms, &mut self.calls);
         let (room_key, sender_key) = match conns.get(&conn) {
             Some(Conn {
                 room,
@@ -199,12 +208,19 @@ impl Hub {
             },
             (target_key, to_name),
         );
-        relay(room, msg, from, to_key, (calls, room_key))
+        relay(room, msg, from, to_key, (calls, room_key, now))
             .map_or_else(Vec::new, |m| vec![send(to, m)])
     }
 
-    /// The connection is gone: its name is freed, its call partner told, the room updated.
+    /// [`Hub::disconnect_at`] on the clock read here, for the cluster layer (see
+    /// [`Hub::route`]).
     pub fn disconnect(&mut self, conn: ConnId) -> Vec<Delivery> {
+        self.disconnect_at(conn, Instant::now())
+    }
+
+    /// The connection is gone at `now`: its name is freed, its call partner told (and the call
+    /// log told the call ended), the room updated.
+    pub fn disconnect_at(&mut self, conn: ConnId, now: Instant) -> Vec<Delivery> {
         let mut out = Vec::new();
         let Some(Conn {
             room: room_key,
@@ -219,8 +235,7 @@ impl Hub {
         let Some(gone) = room.remove_user(&user_key) else {
             return out;
         };
-        self.calls
-            .left(&room_key, &user_key, std::time::Instant::now());
+        self.calls.left(&room_key, &user_key, now);
         if let Some(peer) = gone.peer.as_deref().and_then(|p| room.users.get_mut(p)) {
             if peer.peer.as_deref() == Some(user_key.as_str()) {
                 peer.peer = None;
@@ -334,17 +349,16 @@ fn chat(
 }
 
 /// A call signal for `to` (key, shown name), after applying its effect on who is in a call
-/// with whom and noting it in the call log (of `room_key`); `None` for a chat, which
+/// with whom and noting it in the call log (of `room_key`, at `now`); `None` for a chat, which
 /// [`Hub::route`] handles before.
 fn relay(
     room: &mut Room,
     msg: Routed,
     from: Party<'_>,
     (to_key, to_name): (String, String),
-    (calls, room_key): (&mut super::call_log::CallLog, &str),
+    (calls, room_key, now): (&mut super::call_log::CallLog, &str, Instant),
 ) -> Option<ServerMsg> {
     let who = (room_key, from.key, to_key.as_str());
-    let now = std::time::Instant::now();
     match msg {
         Routed::Chat { .. } => None,
         Routed::Call { kind, mut body, .. } => {

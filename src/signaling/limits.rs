@@ -41,7 +41,7 @@ pub struct RateLimit {
     patience: TokenBucket,
 }
 
-/// What [`RateLimit::check`] says about one message (not TURN's `guard::Verdict`).
+/// What [`RateLimit::check`] says about one message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RateVerdict {
     Accept,

@@ -8,21 +8,21 @@
 //! into typed messages and [`outbound`] back; [`attempts`] slows down access-code guessing.
 //! The wire format is written up in docs/protocol.md.
 
-pub mod attempts;
-pub mod call_log;
+pub(crate) mod attempts;
+pub(crate) mod call_log;
 pub mod cluster;
 pub(crate) mod connection;
 pub mod hub;
 pub(crate) mod limits;
 pub mod live;
-pub mod names;
+pub(crate) mod names;
 pub(crate) mod outbound;
 pub(crate) mod presence;
 pub mod protocol;
-pub mod queue;
+pub(crate) mod queue;
 mod room;
 pub mod switchboard;
-pub mod wheel;
+pub(crate) mod wheel;
 mod writer;
 
 use std::sync::Arc;
@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::shutdown::StopBudget;
 
 pub use crate::config::signaling::SignalingConfig;
 pub use hub::{ConnId, HubConfig};
@@ -70,17 +72,24 @@ pub struct SignalingContext {
     pub tasks: TaskTracker,
 }
 
-/// The `/ws` route, with presence and routing kept in this process.
+/// The `/ws` route, with presence and routing kept in this process and the shutdown budget
+/// of the default `server.shutdown_grace_secs`.
 pub fn router(ctx: SignalingContext) -> axum::Router {
     let switchboard = Arc::new(LocalSwitchboard::new(HubConfig::new(
         &ctx.config.load(),
         &ctx.rooms,
     )));
-    router_with(ctx, switchboard)
+    let grace = crate::config::ServerConfig::default().shutdown_grace_secs;
+    router_with(ctx, switchboard, StopBudget::new(grace))
 }
 
-/// The `/ws` route over any [`Switchboard`] (e.g. one shared between several nodes).
-pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> axum::Router {
+/// The `/ws` route over any [`Switchboard`] (e.g. one shared between several nodes); its
+/// closing handshakes wait within `stop` ([`StopBudget::ws_close`]).
+pub fn router_with(
+    ctx: SignalingContext,
+    switchboard: Arc<dyn Switchboard>,
+    stop: StopBudget,
+) -> axum::Router {
     ctx.tasks.spawn(switchboard::run_presence_ticks(
         Arc::downgrade(&switchboard),
         ctx.shutdown.clone(),
@@ -91,7 +100,7 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         start.ping_interval_secs.max(1),
     )));
     tokio::spawn(wheel::run(Arc::downgrade(&wheel), ctx.shutdown.clone()));
-    let shared = Arc::new(connection::Shared {
+    let shared = Arc::new(connection::EdgeShared {
         wheel,
         access: attempts::AccessGuard::new(HubConfig::new(&start, &ctx.rooms)),
         per_ip: limits::PerIpLimit::default(),
@@ -105,6 +114,7 @@ pub fn router_with(ctx: SignalingContext, switchboard: Arc<dyn Switchboard>) -> 
         switchboard,
         shutdown: ctx.shutdown,
         tasks: ctx.tasks,
+        close_wait: stop.ws_close,
     });
     axum::Router::new()
         .route("/ws", axum::routing::get(connection::upgrade))

@@ -12,6 +12,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Default longest user name, in characters (NFC), after trimming
 /// (`signaling.name_max_chars`).
+#[cfg(test)]
 pub const NAME_MAX_CHARS: usize = crate::config::signaling::DEFAULT_NAME_MAX_CHARS;
 /// Longest room name, in characters (NFC), after trimming.
 pub const ROOM_MAX_CHARS: usize = 64;

@@ -34,10 +34,8 @@ struct Inner {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn locked(&self) -> MutexGuard<'_, State> {
+        crate::lock::lock(&self.state, "outbound queue")
     }
 }
 
@@ -79,7 +77,7 @@ pub struct Sender {
 
 impl Clone for Sender {
     fn clone(&self) -> Sender {
-        self.inner.lock().senders += 1;
+        self.inner.locked().senders += 1;
         Sender {
             inner: Arc::clone(&self.inner),
         }
@@ -88,7 +86,7 @@ impl Clone for Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        let mut state = self.inner.lock();
+        let mut state = self.inner.locked();
         state.senders -= 1;
         if state.senders == 0 {
             if let Some(waker) = state.waiting.take() {
@@ -101,7 +99,7 @@ impl Drop for Sender {
 impl Sender {
     /// Queues `item` unless the queue is full or its receiver is gone; never waits.
     pub fn try_send(&self, item: Outbound) -> Result<(), TrySendError> {
-        let mut state = self.inner.lock();
+        let mut state = self.inner.locked();
         if state.receiver_gone {
             return Err(TrySendError::Closed(item));
         }
@@ -121,7 +119,7 @@ impl Sender {
         let has_room = |state: &State| self.inner.capacity - state.items.len() >= slots;
         loop {
             {
-                let mut state = self.inner.lock();
+                let mut state = self.inner.locked();
                 if state.receiver_gone {
                     return Err(Closed);
                 }
@@ -135,13 +133,13 @@ impl Sender {
             // Registered before looking again, so a take in between is not missed.
             notified.as_mut().enable();
             let ready = {
-                let state = self.inner.lock();
+                let state = self.inner.locked();
                 state.receiver_gone || has_room(&state)
             };
             if !ready {
                 notified.await;
             }
-            self.inner.lock().want_room -= 1;
+            self.inner.locked().want_room -= 1;
         }
     }
 }
@@ -152,7 +150,7 @@ pub struct Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let mut state = self.inner.lock();
+        let mut state = self.inner.locked();
         state.receiver_gone = true;
         state.items = VecDeque::new();
         drop(state);
@@ -164,7 +162,7 @@ impl Receiver {
     /// The next item; `None` once every sender is gone and the queue is empty.
     pub async fn recv(&mut self) -> Option<Outbound> {
         poll_fn(|cx| {
-            let mut state = self.inner.lock();
+            let mut state = self.inner.locked();
             if let Some(item) = self.take(&mut state) {
                 return Poll::Ready(Some(item));
             }
@@ -182,7 +180,7 @@ impl Receiver {
 
     /// The next item if one is queued.
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        let mut state = self.inner.lock();
+        let mut state = self.inner.locked();
         self.take(&mut state)
     }
 
@@ -212,7 +210,7 @@ mod tests {
     fn a_full_queue_refuses_and_a_drained_one_gives_its_storage_back() {
         let (tx, mut rx) = channel(100);
         assert_eq!(
-            rx.inner.lock().items.capacity(),
+            rx.inner.locked().items.capacity(),
             0,
             "nothing held before use"
         );
@@ -227,7 +225,7 @@ mod tests {
             assert_eq!(rx.try_recv(), Some(close(code)), "in order");
         }
         assert_eq!(rx.try_recv(), None);
-        assert!(rx.inner.lock().items.capacity() <= KEEP_SLOTS);
+        assert!(rx.inner.locked().items.capacity() <= KEEP_SLOTS);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -81,13 +82,14 @@ impl LocalSwitchboard {
         }
     }
 
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        crate::lock::lock(&self.state, "signaling hub")
+    }
+
     /// Presence gauges. Takes the lock every message takes, so a caller also learns that the
     /// hub is not stuck (the systemd watchdog relies on that).
     pub fn stats(&self) -> super::hub::HubStats {
-        let state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self.lock_state();
         state.hub.stats()
     }
 
@@ -102,10 +104,7 @@ impl LocalSwitchboard {
     /// Runs `op` on the hub and makes the deliveries it returns under one lock; deliveries to
     /// ids without a mailbox (another node's users, seen through the cluster layer) are dropped.
     pub fn apply<R>(&self, op: impl FnOnce(&mut Hub) -> (Vec<Delivery>, R)) -> R {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock_state();
         let (out, result) = op(&mut state.hub);
         state.deliver_all(out);
         result
@@ -114,10 +113,7 @@ impl LocalSwitchboard {
     /// Registers a mailbox and its connection in the hub (the cluster layer allocates the id).
     pub fn connect_mailbox(&self, room: &str, mailbox: Mailbox) -> ConnId {
         let conn = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock_state();
         state.mailboxes.insert(conn, mailbox);
         let deliveries = state.hub.connect(conn, room);
         state.deliver_all(deliveries);
@@ -126,20 +122,14 @@ impl LocalSwitchboard {
 
     /// Forgets a mailbox; the caller disconnects the connection in the hub.
     pub fn drop_mailbox(&self, conn: ConnId) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock_state();
         state.mailboxes.remove(&conn);
     }
 
     /// The hub operation and its deliveries happen under one lock, so every recipient sees
     /// events in the same order.
     fn with_state(&self, op: impl FnOnce(&mut Hub) -> Vec<Delivery>) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock_state();
         let deliveries = op(&mut state.hub);
         state.deliver_all(deliveries);
     }
@@ -165,7 +155,7 @@ impl State {
                 }
             }
             for conn in cut_off {
-                work.extend(self.hub.disconnect(conn));
+                work.extend(self.hub.disconnect_at(conn, Instant::now()));
             }
         }
     }
@@ -195,24 +185,18 @@ impl Switchboard for LocalSwitchboard {
     }
 
     async fn route(&self, conn: ConnId, msg: Routed) {
-        self.with_state(|hub| hub.route(conn, msg, now_ms()));
+        self.with_state(|hub| hub.route_at(conn, msg, now_ms(), Instant::now()));
     }
 
     async fn logout(&self, conn: ConnId) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.lock_state();
         state.mailboxes.remove(&conn);
-        let deliveries = state.hub.disconnect(conn);
+        let deliveries = state.hub.disconnect_at(conn, Instant::now());
         state.deliver_all(deliveries);
     }
 
     async fn user_list(&self, room: &str) -> Vec<String> {
-        let state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self.lock_state();
         state.hub.user_list(room)
     }
 

@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::connection::{End, LastHeard, Shared};
+use super::connection::{EdgeShared, End, LastHeard};
 use super::hub::{ConnId, Outbound};
 use super::protocol::ServerMsg;
 use super::queue;
@@ -48,7 +48,7 @@ fn pong_overdue(
 /// closing gets none: the login is already revoked).
 pub(super) fn frame_for(
     mut msg: ServerMsg,
-    shared: &Shared,
+    shared: &EdgeShared,
     refresh: Option<(&mut Option<Instant>, ConnId)>,
 ) -> Message {
     if let ServerMsg::LoginOk { ice, room, .. } = &mut msg {
@@ -65,7 +65,7 @@ pub(super) async fn write_loop(
     sink: &mut SplitSink<WebSocket, Message>,
     rx: &mut queue::Receiver,
     conn: ConnId,
-    shared: &Shared,
+    shared: &EdgeShared,
     heard: &LastHeard,
     overflow: &CancellationToken,
 ) -> End {
@@ -177,7 +177,7 @@ fn take_batch(
 fn login_frame(
     msg: ServerMsg,
     conn: ConnId,
-    shared: &Shared,
+    shared: &EdgeShared,
     refresh: &mut Option<Instant>,
 ) -> Message {
     if matches!(msg, ServerMsg::LoginOk { .. }) {

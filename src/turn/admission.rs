@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::limiter::key_of;
+use crate::lock::lock;
 
 /// Transport kinds counted separately: a UDP session and a TCP/TLS connection cost different
 /// things, and a browser may hold both.
@@ -72,7 +73,7 @@ impl Admission {
             Kind::Udp => self.udp_cap,
             Kind::Stream => self.stream_cap,
         };
-        let mut held = self.held.lock().map_err(|_| Refused::Full)?;
+        let mut held = lock(&self.held, "TURN admission");
         let count = held.get(&key).copied().unwrap_or(0);
         if count >= cap {
             return Err(Refused::PerAddress);
@@ -90,9 +91,7 @@ impl Admission {
 
     /// Logs a refusal, at most once per [`WARN_EVERY`] (with the count since the last line).
     pub fn note_refusal(&self, kind: Kind, from: SocketAddr, why: Refused) {
-        let Ok(mut warned) = self.warned.lock() else {
-            return;
-        };
+        let mut warned = lock(&self.warned, "TURN refusal log");
         warned.1 += 1;
         let due = warned.0.is_none_or(|at| at.elapsed() >= WARN_EVERY);
         if due {
@@ -105,9 +104,7 @@ impl Admission {
     }
 
     fn give_back(&self, key: (Kind, IpAddr)) {
-        let Ok(mut held) = self.held.lock() else {
-            return;
-        };
+        let mut held = lock(&self.held, "TURN admission");
         if let Some(count) = held.get_mut(&key) {
             *count = count.saturating_sub(1);
             if *count == 0 {

@@ -36,8 +36,9 @@ use super::retransmit::ResponseCache;
 use super::split::{Signing, Splitter};
 use super::wire;
 
-/// State shared by every client transport of one server.
-pub struct Shared {
+/// The state every client transport of one TURN server consults: credentials, live logins,
+/// peer policy, quotas and rate budgets.
+pub struct ServerState {
     pub creds: Credentials,
     /// Logins whose REST credentials may still make new allocations.
     pub logins: Mutex<LiveLogins>,
@@ -56,9 +57,14 @@ pub struct Shared {
 /// while handling that same request (one read loop per client transport, in order).
 pub type AuthCell = Arc<Mutex<Option<(String, Vec<u8>)>>>;
 
-/// What to do with one inbound message.
+/// The old name of [`ServerState`], still used by `fastpath/` (whose owner is rewriting it);
+/// remove once that names `ServerState`.
+pub type Shared = ServerState;
+
+/// What the guard does with one inbound message (signaling's rate limit has its own
+/// `RateVerdict`; this is about a TURN message's fate, not a rate).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum InboundAction {
     /// Hand it to the crate.
     Pass,
     /// Hand these bytes to the crate instead (the first part of a split request).
@@ -83,7 +89,7 @@ const UNAUTH_CAP: u32 = 500;
 
 /// The guard for one client transport.
 pub struct Guard {
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     client: SocketAddr,
     nonces: VecDeque<(String, Instant)>,
     budget: Bucket,
@@ -101,7 +107,7 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn new(shared: Arc<Shared>, client: SocketAddr, auth: AuthCell, now: Instant) -> Self {
+    pub fn new(shared: Arc<ServerState>, client: SocketAddr, auth: AuthCell, now: Instant) -> Self {
         Guard {
             peer_cap: PeerCap::new(&shared.budgets.limits, now),
             shared,
@@ -132,38 +138,39 @@ impl Guard {
         self.verified_last
     }
 
+    #[cfg(test)]
     /// How many unauthenticated requests went through to the crate (each may cost a nonce).
     pub fn unauth_passed(&self) -> u32 {
         self.unauth_passed
     }
 
-    pub fn inbound(&mut self, bytes: &[u8], now: Instant, now_unix: u64) -> Verdict {
+    pub fn inbound(&mut self, bytes: &[u8], now: Instant, now_unix: u64) -> InboundAction {
         self.verified_last = false;
         if wire::is_channel_data(bytes) {
-            return Verdict::Pass;
+            return InboundAction::Pass;
         }
         let Some(m) = wire::parse(bytes) else {
-            return Verdict::Drop;
+            return InboundAction::Drop;
         };
         if m.typ.class == CLASS_INDICATION {
             return self.send_indication(&m);
         }
         if m.typ.class != CLASS_REQUEST {
-            return Verdict::Drop;
+            return InboundAction::Drop;
         }
         let method = m.typ.method;
         if method == METHOD_BINDING {
             if !self.shared.budgets.binding(self.client.ip(), now) {
-                return Verdict::Drop;
+                return InboundAction::Drop;
             }
             return reply(wire::binding_response(&m, self.client));
         }
         if let Some(answer) = self.answers.get(method, &m.transaction_id.0, now) {
             // A retransmission: the answer it missed, not a new one (nor the crate's 437).
             if !self.shared.budgets.replay(self.client.ip(), now) {
-                return Verdict::Drop;
+                return InboundAction::Drop;
             }
-            return Verdict::Reply(answer);
+            return InboundAction::Reply(answer);
         }
         if ![
             METHOD_ALLOCATE,
@@ -180,7 +187,7 @@ impl Guard {
 
     /// A TURN request: verified against the nonces the crate issued here and the acceptable
     /// keys, then checked by kind.
-    fn signed(&mut self, m: &Message, now: Instant, now_unix: u64) -> Verdict {
+    fn signed(&mut self, m: &Message, now: Instant, now_unix: u64) -> InboundAction {
         let method = m.typ.method;
         let nonce = wire::text_attr(m, ATTR_NONCE);
         let known_nonce = nonce.as_deref().filter(|n| self.knows_nonce(n, now));
@@ -201,7 +208,7 @@ impl Guard {
         let Some(key) = key.or_else(|| self.verify(m, &username, &realm, now_unix)) else {
             Counters::bump(&self.shared.counters.refused_401);
             if !self.shared.budgets.unauthorized(self.client.ip(), now) {
-                return Verdict::Drop;
+                return InboundAction::Drop;
             }
             return reply(wire::unauthorized(m, self.shared.creds.realm(), &nonce));
         };
@@ -219,7 +226,7 @@ impl Guard {
                 };
                 self.peers(m, method, &sign, now)
             }
-            _ => Verdict::Pass,
+            _ => InboundAction::Pass,
         }
     }
 
@@ -293,7 +300,7 @@ impl Guard {
             .any(|(n, at)| n == nonce && now.saturating_duration_since(*at) < NONCE_TRUST)
     }
 
-    fn unauthenticated(&mut self, now: Instant) -> Verdict {
+    fn unauthenticated(&mut self, now: Instant) -> InboundAction {
         // Whatever this request carries, the crate must not authenticate it with a key the
         // guard verified for an earlier request: it only gets to issue a nonce.
         *lock(&self.auth, "TURN auth cell") = None;
@@ -307,10 +314,10 @@ impl Guard {
         if admitted {
             self.unauth_passed += 1;
             Counters::bump(&counters.unauth_passed);
-            Verdict::Pass
+            InboundAction::Pass
         } else {
             Counters::bump(&counters.unauth_dropped);
-            Verdict::Drop
+            InboundAction::Drop
         }
     }
 
@@ -341,10 +348,10 @@ pub(super) fn integrity_ok(m: &Message, key: &[u8]) -> bool {
     copy.decode().is_ok() && MessageIntegrity(key.to_vec()).check(&mut copy).is_ok()
 }
 
-pub(super) fn reply(bytes: Option<Vec<u8>>) -> Verdict {
+pub(super) fn reply(bytes: Option<Vec<u8>>) -> InboundAction {
     match bytes {
-        Some(bytes) => Verdict::Reply(bytes),
-        None => Verdict::Drop,
+        Some(bytes) => InboundAction::Reply(bytes),
+        None => InboundAction::Drop,
     }
 }
 

@@ -38,7 +38,7 @@ fn peer(ip: &str, port: u16) -> Box<dyn Setter> {
 /// Allocates on `g` with (user, pass) and nonce "n"; the crate answers with `relay`.
 fn allocate_on(g: &mut Guard, user: &str, pass: &str, relay: SocketAddr, now: Instant, unix: u64) {
     let (raw, txn) = signed(METHOD_ALLOCATE, user, pass, REALM, "n", allocate_attrs());
-    assert_eq!(g.inbound(&raw, now, unix), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, now, unix), InboundAction::Pass);
     g.outbound(&allocated(txn, relay), now);
     assert!(g.has_allocation());
 }
@@ -78,7 +78,11 @@ fn a_two_hour_call_keeps_refreshing_permitting_and_binding_after_its_credentials
         ];
         for (method, attrs) in requests {
             let (raw, _) = signed(method, &user, &pass, REALM, &nonce, attrs);
-            assert_eq!(g.inbound(&raw, now, unix), Verdict::Pass, "minute {minute}");
+            assert_eq!(
+                g.inbound(&raw, now, unix),
+                InboundAction::Pass,
+                "minute {minute}"
+            );
             assert_eq!(g.auth.lock().unwrap().as_ref().unwrap().0, user);
         }
     }
@@ -113,7 +117,7 @@ fn after_logout_its_credentials_make_no_new_allocation_but_its_allocation_keeps_
     assert!(!other.has_allocation());
 
     let (raw, _) = signed(METHOD_REFRESH, &user, &pass, REALM, "n", vec![]);
-    assert_eq!(g.inbound(&raw, now, 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, now, 1000), InboundAction::Pass);
     let (raw, _) = signed(
         METHOD_CREATE_PERMISSION,
         &user,
@@ -122,7 +126,7 @@ fn after_logout_its_credentials_make_no_new_allocation_but_its_allocation_keeps_
         "n",
         vec![peer("8.8.4.4", 1)],
     );
-    assert_eq!(g.inbound(&raw, now, 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, now, 1000), InboundAction::Pass);
     // Without an allocation to lean on, the logged-out credentials are refused everywhere.
     let (raw, _) = signed(METHOD_REFRESH, &user, &pass, REALM, "n", vec![]);
     assert_eq!(code_of(&other.inbound(&raw, now, 1000)), Some(401));
@@ -144,7 +148,7 @@ fn quotas_count_the_login_id_and_the_client_address_not_the_name() {
     assert_eq!(s.quotas.lock().unwrap().total(), 2);
 
     // Many logins from one address stop at the per-address cap.
-    let s = Arc::new(Shared {
+    let s = Arc::new(ServerState {
         quotas: Mutex::new(Quotas::new(10, 3, 1000)),
         ..Arc::into_inner(shared(10, 1000)).unwrap()
     });
@@ -155,7 +159,7 @@ fn quotas_count_the_login_id_and_the_client_address_not_the_name() {
         let (raw, _) = signed(METHOD_ALLOCATE, &u, &p, REALM, "n", allocate_attrs());
         let v = g.inbound(&raw, now, 1000);
         match i {
-            0..=2 => assert_eq!(v, Verdict::Pass),
+            0..=2 => assert_eq!(v, InboundAction::Pass),
             _ => assert_eq!(code_of(&v), Some(486)),
         }
     }
@@ -176,7 +180,7 @@ fn a_refreshed_to_zero_allocation_holds_its_slot_until_its_relay_socket_is_dropp
     assert_eq!(s.quotas.lock().unwrap().of(&id), 1);
     let zero: Box<dyn Setter> = Box::new(Lifetime(Duration::ZERO));
     let (raw, txn) = signed(METHOD_REFRESH, &user, &pass, REALM, "n", vec![zero]);
-    assert_eq!(g.inbound(&raw, now, 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, now, 1000), InboundAction::Pass);
     let answer = build(vec![
         Box::new(TransactionId(txn)),
         Box::new(MessageType::new(METHOD_REFRESH, CLASS_SUCCESS_RESPONSE)),

@@ -13,15 +13,15 @@ use stun::message::{
 use super::super::quota::{Counters, QuotaRefusal, Slot};
 use super::super::split::{Signing, MAX_PEERS};
 use super::super::wire;
-use super::{reply, Guard, Verdict};
+use super::{reply, Guard, InboundAction};
 use crate::turn::credentials::user_of;
 
 impl Guard {
-    pub(super) fn allocate(&mut self, m: &Message, username: &str, key: &[u8]) -> Verdict {
+    pub(super) fn allocate(&mut self, m: &Message, username: &str, key: &[u8]) -> InboundAction {
         let txn = m.transaction_id.0;
         if self.allocs.has_txn(&txn) {
             // A retransmission: the crate answers it (its slot is already held).
-            return Verdict::Pass;
+            return InboundAction::Pass;
         }
         if !self.allocs.is_empty() {
             // One allocation per 5-tuple, as the crate has it; one still closing counts too (see
@@ -54,7 +54,7 @@ impl Guard {
                 if let Some(old) = self.allocs.pending(txn, slot, username, key) {
                     self.give_back(old); // unreachable: the transport had no allocation
                 }
-                Verdict::Pass
+                InboundAction::Pass
             }
             Err(refusal) => {
                 let counters = &self.shared.counters;
@@ -81,7 +81,7 @@ impl Guard {
         method: Method,
         sign: &Signing,
         now: Instant,
-    ) -> Verdict {
+    ) -> InboundAction {
         let key = sign.key;
         let peers = wire::peer_addresses(m)
             .ok()
@@ -120,20 +120,20 @@ impl Guard {
             return reply(wire::error_response(m, method, 508, reason, Some(key)));
         }
         if method != METHOD_CREATE_PERMISSION || peers.len() < 2 {
-            return Verdict::Pass;
+            return InboundAction::Pass;
         }
         // The crate would install only the first peer: one request per peer instead. (With no
         // allocation the crate answers nothing; it may as well not answer the whole request.)
         let Some(relay_v4) = self.allocs.relay().map(|r| r.is_ipv4()) else {
-            return Verdict::Pass;
+            return InboundAction::Pass;
         };
         if peers.iter().any(|p| p.is_ipv4() != relay_v4) {
             let reason = "Peer Address Family Mismatch";
             return reply(wire::error_response(m, method, 443, reason, Some(key)));
         }
         match self.split.split(m, &peers, sign) {
-            Some(first) => Verdict::PassAs(first),
-            None => Verdict::Drop,
+            Some(first) => InboundAction::PassAs(first),
+            None => InboundAction::Drop,
         }
     }
 
@@ -142,20 +142,20 @@ impl Guard {
         self.split.next()
     }
 
-    pub(super) fn send_indication(&self, m: &Message) -> Verdict {
+    pub(super) fn send_indication(&self, m: &Message) -> InboundAction {
         if m.typ.method != METHOD_SEND {
-            return Verdict::Drop;
+            return InboundAction::Drop;
         }
         match wire::peer_addresses(m) {
             Ok(peers)
                 if !peers.is_empty()
                     && peers.iter().all(|p| self.shared.policy.check(*p).is_ok()) =>
             {
-                Verdict::Pass
+                InboundAction::Pass
             }
             _ => {
                 Counters::bump(&self.shared.counters.send_dropped);
-                Verdict::Drop
+                InboundAction::Drop
             }
         }
     }

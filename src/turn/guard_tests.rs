@@ -19,11 +19,11 @@ use turn::proto::reqtrans::RequestedTransport;
 pub(super) const REALM: &str = "callbox.test";
 const SECRET: &str = "a-test-secret-0123456789";
 
-pub(super) fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
+pub(super) fn shared(max_per_user: usize, max_total: usize) -> Arc<ServerState> {
     let policy = PeerPolicy::new(vec!["127.0.0.1".parse().unwrap()], vec![], 49152..=65535);
     // Our own address is a peer on live relay ports only: make 50000 one.
     policy.relay_opened(SocketAddr::from(([127, 0, 0, 1], 50000)));
-    Arc::new(Shared {
+    Arc::new(ServerState {
         creds: Credentials::new(REALM.into(), &[SECRET.into()], &[]),
         logins: Mutex::new(LiveLogins::new()),
         policy: Arc::new(policy),
@@ -36,7 +36,7 @@ pub(super) fn shared(max_per_user: usize, max_total: usize) -> Arc<Shared> {
     })
 }
 
-pub(super) fn guard(shared: &Arc<Shared>, port: u16) -> Guard {
+pub(super) fn guard(shared: &Arc<ServerState>, port: u16) -> Guard {
     let client = SocketAddr::from(([198, 51, 100, 7], port));
     Guard::new(
         Arc::clone(shared),
@@ -47,7 +47,7 @@ pub(super) fn guard(shared: &Arc<Shared>, port: u16) -> Guard {
 }
 
 /// A guard whose transport already got a nonce from the crate, with Alice's credentials.
-pub(super) fn challenged(s: &Arc<Shared>, port: u16, nonce: &str) -> (Guard, String, String) {
+pub(super) fn challenged(s: &Arc<ServerState>, port: u16, nonce: &str) -> (Guard, String, String) {
     let mut g = guard(s, port);
     nonce_from_crate(&mut g, nonce);
     let (user, pass) = creds_for(s, "alice");
@@ -112,19 +112,19 @@ pub(super) fn allocate_attrs() -> Vec<Box<dyn Setter>> {
     })]
 }
 
-pub(super) fn code_of(v: &Verdict) -> Option<u16> {
+pub(super) fn code_of(v: &InboundAction) -> Option<u16> {
     match v {
-        Verdict::Reply(bytes) => wire::error_code(&wire::parse(bytes).unwrap()),
+        InboundAction::Reply(bytes) => wire::error_code(&wire::parse(bytes).unwrap()),
         _ => None,
     }
 }
 
 /// REST credentials of a live login keyed `name`.
-pub(super) fn creds_for(shared: &Shared, name: &str) -> (String, String) {
+pub(super) fn creds_for(shared: &ServerState, name: &str) -> (String, String) {
     shared.creds.mint(&login_id(shared, name), 4_000_000_000)
 }
 
-pub(super) fn login_id(shared: &Shared, name: &str) -> String {
+pub(super) fn login_id(shared: &ServerState, name: &str) -> String {
     shared.logins.lock().unwrap().grant(name)
 }
 
@@ -145,7 +145,7 @@ fn a_flood_of_unauthenticated_requests_lets_only_the_burst_through() {
     ]);
     let now = Instant::now();
     let passed = (0..100_000)
-        .filter(|_| g.inbound(&raw, now, 1) == Verdict::Pass)
+        .filter(|_| g.inbound(&raw, now, 1) == InboundAction::Pass)
         .count();
     assert_eq!(passed, UNAUTH_BURST as usize);
     assert_eq!(g.unauth_passed(), UNAUTH_BURST as u32);
@@ -160,7 +160,7 @@ fn valid_rest_credentials_pass_and_reserve_a_quota_slot() {
     let s = shared(10, 100);
     let (mut g, user, pass) = challenged(&s, 5000, "n1");
     let (raw, txn) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n1", allocate_attrs());
-    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), InboundAction::Pass);
     assert_eq!(g.auth.lock().unwrap().as_ref().unwrap().0, user);
     assert_eq!(s.quotas.lock().unwrap().of(&login_id(&s, "alice")), 1);
     g.outbound(&success(txn), Instant::now());
@@ -184,7 +184,7 @@ fn wrong_password_expired_wrong_realm_and_unknown_user_get_401() {
         let (raw, _) = signed(METHOD_ALLOCATE, &u, &p, r, "n1", allocate_attrs());
         let v = g.inbound(&raw, Instant::now(), 1000);
         assert_eq!(code_of(&v), Some(401), "{u} {r}");
-        let Verdict::Reply(bytes) = v else {
+        let InboundAction::Reply(bytes) = v else {
             unreachable!()
         };
         let m = wire::parse(&bytes).unwrap();
@@ -207,7 +207,7 @@ fn an_unknown_nonce_is_treated_as_unauthenticated() {
         "forged",
         allocate_attrs(),
     );
-    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), InboundAction::Pass);
     assert_eq!(g.unauth_passed(), 1);
     assert_eq!(s.quotas.lock().unwrap().total(), 0);
 }
@@ -219,7 +219,10 @@ fn quotas_refuse_with_486_per_user_and_508_in_total() {
     let mut first = guard(&s, 1);
     nonce_from_crate(&mut first, "n");
     let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
-    assert_eq!(first.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(
+        first.inbound(&raw, Instant::now(), 1000),
+        InboundAction::Pass
+    );
     let mut second = guard(&s, 2);
     nonce_from_crate(&mut second, "n");
     let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
@@ -236,7 +239,10 @@ fn quotas_refuse_with_486_per_user_and_508_in_total() {
         "n",
         allocate_attrs(),
     );
-    assert_eq!(second.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(
+        second.inbound(&raw, Instant::now(), 1000),
+        InboundAction::Pass
+    );
     let mut third = guard(&s, 3);
     nonce_from_crate(&mut third, "n");
     let (carol, carol_pass) = creds_for(&s, "carol");
@@ -259,7 +265,7 @@ fn a_failed_allocate_gives_its_slot_back() {
     let s = shared(1, 10);
     let (mut g, user, pass) = challenged(&s, 1, "n");
     let (raw, txn) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
-    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), InboundAction::Pass);
     let err = build(vec![
         Box::new(TransactionId(txn)),
         Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE)),
@@ -309,7 +315,7 @@ fn create_permission_is_refused_if_any_peer_is_denied() {
         "n",
         vec![peer("8.8.8.8", 5000), peer("127.0.0.1", 50000)],
     );
-    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), InboundAction::Pass);
     assert_eq!(s.counters.refused_403.load(Ordering::Relaxed), 2);
 }
 
@@ -330,15 +336,15 @@ fn send_indications_to_refused_peers_are_dropped() {
     };
     assert_eq!(
         g.inbound(&send("10.0.0.1", 80), Instant::now(), 1),
-        Verdict::Drop
+        InboundAction::Drop
     );
     assert_eq!(
         g.inbound(&send("127.0.0.1", 22), Instant::now(), 1),
-        Verdict::Drop
+        InboundAction::Drop
     );
     assert_eq!(
         g.inbound(&send("127.0.0.1", 50000), Instant::now(), 1),
-        Verdict::Pass
+        InboundAction::Pass
     );
     assert_eq!(s.counters.send_dropped.load(Ordering::Relaxed), 2);
 }
@@ -358,10 +364,10 @@ fn a_request_passed_as_unauthenticated_cannot_reuse_an_earlier_key() {
     let s = shared(10, 100);
     let (mut g, user, pass) = challenged(&s, 1, "n");
     let (raw, _) = signed(METHOD_ALLOCATE, &user, &pass, REALM, "n", allocate_attrs());
-    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), InboundAction::Pass);
     assert!(g.auth.lock().unwrap().is_some());
     let (raw, _) = signed(METHOD_REFRESH, &user, &pass, REALM, "unknown", vec![]);
-    assert_eq!(g.inbound(&raw, Instant::now(), 1000), Verdict::Pass);
+    assert_eq!(g.inbound(&raw, Instant::now(), 1000), InboundAction::Pass);
     assert!(
         g.auth.lock().unwrap().is_none(),
         "the crate would accept it with the old key"

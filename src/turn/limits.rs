@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::lock::lock;
+
 use super::limiter::{Limiter, Limits};
 
 /// Every tunable limit of the TURN layer that is not in `[turn]`.
@@ -97,7 +99,7 @@ impl TurnLimits {
 }
 
 /// What a source may make the server answer before authenticating (besides the nonce
-/// budget, which lives in [`crate::turn::guard::Shared::limiter`]).
+/// budget, which lives in [`crate::turn::guard::ServerState::limiter`]).
 #[derive(Debug)]
 pub struct Budgets {
     pub limits: TurnLimits,
@@ -134,9 +136,7 @@ impl Budgets {
     /// Forgets sources whose buckets have refilled.
     pub fn sweep(&self, now: Instant) {
         for l in [&self.unauthorized, &self.binding, &self.replay] {
-            if let Ok(mut l) = l.lock() {
-                l.sweep(now);
-            }
+            lock(l, "TURN source limiter").sweep(now);
         }
     }
 
@@ -144,13 +144,13 @@ impl Budgets {
     pub fn tracked(&self) -> usize {
         [&self.unauthorized, &self.binding, &self.replay]
             .iter()
-            .map(|l| l.lock().map(|l| l.tracked()).unwrap_or(0))
+            .map(|l| lock(l, "TURN source limiter").tracked())
             .sum()
     }
 }
 
 fn admit(limiter: &Mutex<Limiter>, ip: IpAddr, now: Instant) -> bool {
-    limiter.lock().is_ok_and(|mut l| l.admit(ip, now).is_ok())
+    lock(limiter, "TURN source limiter").admit(ip, now).is_ok()
 }
 
 #[cfg(test)]

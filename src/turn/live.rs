@@ -5,7 +5,7 @@
 //! rest of `[turn]` (listeners, relay addresses and port range, realm, static users,
 //! max_clients, bandwidth, credential lifetime) needs a restart; `ops/reload.rs` names it.
 
-use super::guard::Shared;
+use super::guard::ServerState;
 use crate::config::TurnConfig;
 
 /// The `[turn]` keys [`apply`] changes live.
@@ -19,7 +19,7 @@ pub const LIVE_KEYS: &[&str] = &[
 ];
 
 /// Puts `config`'s live settings in force; the keys whose value changed.
-pub fn apply(shared: &Shared, config: &TurnConfig) -> Vec<&'static str> {
+pub fn apply(shared: &ServerState, config: &TurnConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if shared.creds.secrets.replace(&config.secrets) {
         changed.push("turn.secrets");
@@ -38,15 +38,16 @@ pub fn apply(shared: &Shared, config: &TurnConfig) -> Vec<&'static str> {
             );
         }
     }
-    let quotas = shared.quotas.lock().map(|mut q| {
-        let caps = q.set_limits(
+    let quotas_changed = {
+        let mut quotas = crate::lock::lock(&shared.quotas, "TURN quotas");
+        let caps = quotas.set_limits(
             config.max_allocations_per_user,
             config.max_allocations_per_ip,
             config.max_allocations,
         );
-        q.set_room_limit(config.allocations_per_room()) || caps
-    });
-    if quotas.unwrap_or(false) {
+        quotas.set_room_limit(config.allocations_per_room()) || caps
+    };
+    if quotas_changed {
         changed.push("turn quotas");
     }
     changed

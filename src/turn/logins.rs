@@ -26,6 +26,7 @@ impl LiveLogins {
         Self::default()
     }
 
+    #[cfg(test)]
     /// The login id for `key`, made (random) the first time: a credential refresh for the same
     /// login keeps its id, so its quota carries over.
     pub fn grant(&mut self, key: &str) -> String {
@@ -64,6 +65,7 @@ impl LiveLogins {
         self.live.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.live.is_empty()
     }

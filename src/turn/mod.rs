@@ -8,16 +8,16 @@ mod admission;
 mod allocs;
 pub mod credentials;
 mod fastpath;
-pub mod guard;
+pub(crate) mod guard;
 mod host_watch;
 pub(crate) mod limiter;
 pub mod limits;
-pub mod live;
-pub mod logins;
+pub(crate) mod live;
+pub(crate) mod logins;
 mod peer_cap;
 pub mod peer_policy;
 mod plan;
-pub mod quota;
+pub(crate) mod quota;
 pub(crate) mod relay;
 mod retransmit;
 mod session;
@@ -40,7 +40,7 @@ pub use crate::config::turn::{TurnConfig, TurnUser};
 
 use crate::lock::lock;
 use admission::Kind;
-use guard::Shared;
+use guard::ServerState;
 use limits::TurnLimits;
 use session::SessionEnv;
 
@@ -70,7 +70,7 @@ pub enum TurnError {
 }
 
 /// Forgets idle limiter entries and budgets now and then, so their tables stay small.
-async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
+async fn sweep(shared: Arc<ServerState>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(limiter::SWEEP_EVERY);
     loop {
         tokio::select! {
@@ -112,7 +112,7 @@ pub struct TurnServer {
     public_host: String,
     https_port: Option<u16>,
     ttl: Duration,
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     env: SessionEnv,
     stop: CancellationToken,
     /// A standalone server (tests, benches) has its own tracker and waits for it in

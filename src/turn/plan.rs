@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::admission::Admission;
 use super::credentials::Credentials;
-use super::guard::Shared;
+use super::guard::ServerState;
 use super::limiter::Limiter;
 use super::limits::{Budgets, TurnLimits};
 use super::peer_policy::PeerPolicy;
@@ -22,7 +22,7 @@ use super::{host_watch, logins, TurnConfig, TurnContext};
 
 /// The server as planned: the state every session shares, and what the listeners need.
 pub(super) struct Plan {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ServerState>,
     pub relay: Arc<RelaySettings>,
     pub admission: Arc<Admission>,
     pub public_host: String,
@@ -34,7 +34,7 @@ pub(super) struct Plan {
 /// Plans the server `config` describes, with the built-in `limits`.
 pub(super) fn plan(config: &TurnConfig, ctx: &TurnContext, limits: &TurnLimits) -> Plan {
     let relay = Arc::new(relay_plan(config));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ServerState {
         creds: credentials(config, &ctx.public_host),
         logins: Mutex::new(logins::LiveLogins::new()),
         policy: Arc::new(peer_policy(config, &relay)),

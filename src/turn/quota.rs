@@ -52,12 +52,6 @@ pub struct Slot {
     room: Option<String>,
 }
 
-impl Slot {
-    pub fn login(&self) -> &str {
-        &self.login
-    }
-}
-
 /// Allocations held (or being created) per login, per client address, per room and in total.
 #[derive(Debug)]
 pub struct Quotas {
@@ -116,6 +110,7 @@ impl Quotas {
         self.per_user.get(login).copied().unwrap_or(0)
     }
 
+    #[cfg(test)]
     pub fn of_address(&self, ip: IpAddr) -> usize {
         self.per_address.get(&address_key(ip)).copied().unwrap_or(0)
     }
@@ -124,6 +119,7 @@ impl Quotas {
         self.per_room.get(room).copied().unwrap_or(0)
     }
 
+    #[cfg(test)]
     /// Takes one slot for `login` (in no room) at client address `ip`, or says which limit is hit.
     pub fn reserve(&mut self, login: &str, ip: IpAddr) -> Result<Slot, QuotaRefusal> {
         self.reserve_in(login, None, ip)

@@ -26,6 +26,7 @@ use super::fastpath::FastPath;
 use super::guard::AuthCell;
 use super::limiter::Bucket;
 use super::peer_policy::PeerPolicy;
+use crate::lock::lock;
 
 /// How a server binds relay sockets.
 #[derive(Debug, Clone)]
@@ -88,13 +89,10 @@ impl RelayAddressGenerator for Generator {
             .local_addr()
             .map_err(|e| turn::Error::Other(e.to_string()))?;
         let advertised = s.advertised(bound);
-        let user = match self.auth.lock() {
-            Ok(cell) => cell
-                .as_ref()
-                .map(|(u, _)| user_of(u).to_string())
-                .unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let user = lock(&self.auth, "TURN auth cell")
+            .as_ref()
+            .map(|(u, _)| user_of(u).to_string())
+            .unwrap_or_default();
         tracing::debug!(%user, relay = %advertised, "TURN allocation created");
         self.policy.relay_opened(bound);
         self.policy.relay_opened(advertised);
@@ -179,9 +177,12 @@ impl RelayCore {
             return true;
         }
         let rate = self.bytes_per_sec as f64;
-        bucket
-            .lock()
-            .is_ok_and(|mut b| b.take(len as f64, rate, burst(self.bytes_per_sec), Instant::now()))
+        lock(bucket, "TURN relay budget").take(
+            len as f64,
+            rate,
+            burst(self.bytes_per_sec),
+            Instant::now(),
+        )
     }
 
     /// Sends `payload` to `peer` (already allowed by the policy) within the budget, waiting

@@ -25,8 +25,13 @@ use webrtc_util::Conn;
 
 use super::admission::{Admission, Ticket};
 use super::fastpath::FastPath;
-use super::guard::{AuthCell, Guard, Shared, Verdict};
+use super::guard::{AuthCell, Guard, InboundAction, ServerState};
 use super::relay::{Generator, RelaySettings};
+use crate::lock::lock;
+
+/// What the poison log calls the locks a session takes.
+const GUARD: &str = "TURN session guard";
+const LAST_SEEN: &str = "TURN session activity";
 
 /// Largest message the crate reads (its read buffer); longer ones are dropped.
 pub const MAX_MESSAGE: usize = 1500;
@@ -49,7 +54,7 @@ pub trait Transport: Send + Sync + 'static {
 /// Everything a new session needs from its server.
 #[derive(Clone)]
 pub struct SessionEnv {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<ServerState>,
     pub relay: Arc<RelaySettings>,
     pub admission: Arc<Admission>,
     pub shutdown: CancellationToken,
@@ -161,8 +166,8 @@ pub async fn start(
 fn relay_dropped(guard: &Arc<Mutex<Guard>>) -> super::relay::OnDrop {
     let guard = Arc::downgrade(guard);
     Arc::new(move |relay| {
-        if let Some(Ok(mut g)) = guard.upgrade().as_ref().map(|g| g.lock()) {
-            g.relay_dropped(relay);
+        if let Some(guard) = guard.upgrade() {
+            lock(&guard, GUARD).relay_dropped(relay);
         }
     })
 }
@@ -177,12 +182,9 @@ impl AuthHandler for SessionAuth {
         _realm: &str,
         _src: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        match self.0.lock() {
-            Ok(cell) => match cell.as_ref() {
-                Some((user, key)) if user == username => Ok(key.clone()),
-                _ => Err(turn::Error::ErrNoSuchUser),
-            },
-            Err(_) => Err(turn::Error::ErrNoSuchUser),
+        match lock(&self.0, "TURN auth cell").as_ref() {
+            Some((user, key)) if user == username => Ok(key.clone()),
+            _ => Err(turn::Error::ErrNoSuchUser),
         }
     }
 }
@@ -211,7 +213,7 @@ impl Watch {
         loop {
             tokio::select! {
                 Some(info) = self.close_rx.recv() => {
-                    if let Ok(mut g) = self.guard.lock() { g.closed(info.relay_addr); }
+                    lock(&self.guard, GUARD).closed(info.relay_addr);
                 }
                 _ = self.ended.cancelled() => break,
                 _ = self.shutdown.cancelled() => break,
@@ -224,29 +226,20 @@ impl Watch {
         // quota slot is given back for good.
         let drain = async { while self.close_rx.recv().await.is_some() {} };
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-        if let Ok(mut g) = self.guard.lock() {
-            g.release();
-        }
+        lock(&self.guard, GUARD).release();
     }
 
     /// Time to end: never authenticated and past its fixed lifetime (whatever it sent), or
     /// authenticated, without allocation, and no authenticated request for `idle`.
     fn idle(&self) -> bool {
-        let Ok(guard) = self.guard.lock() else {
-            return true;
-        };
+        let guard = lock(&self.guard, GUARD);
         if !guard.authenticated() {
             return self.started.elapsed() > self.unauthenticated_lifetime;
         }
         if guard.has_allocation() {
             return false;
         }
-        let since = self
-            .last_seen
-            .lock()
-            .map(|t| t.elapsed())
-            .unwrap_or(Duration::MAX);
-        since > self.idle
+        lock(&self.last_seen, LAST_SEEN).elapsed() > self.idle
     }
 }
 
@@ -255,6 +248,8 @@ struct SessionConn {
     client: SocketAddr,
     transport: Arc<dyn Transport>,
     fast: Arc<FastPath>,
+    /// Async because `recv_from` waits on the receiver while holding it (the crate calls it
+    /// through `&self`); only the crate's one read loop ever takes it.
     inbound: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     guard: Arc<Mutex<Guard>>,
     last_seen: Arc<Mutex<Instant>>,
@@ -288,7 +283,8 @@ impl Conn for SessionConn {
         let mut inbound = self.inbound.lock().await;
         loop {
             // The rest of a request the guard split goes first (see split.rs).
-            if let Some(part) = self.guard.lock().ok().and_then(|mut g| g.queued()) {
+            let queued = lock(&self.guard, GUARD).queued();
+            if let Some(part) = queued {
                 if part.len() <= buf.len() {
                     self.fast.note_request(&part);
                     buf[..part.len()].copy_from_slice(&part);
@@ -302,36 +298,32 @@ impl Conn for SessionConn {
             if message.len() > buf.len() {
                 continue;
             }
-            let verdict = match self.guard.lock() {
-                Ok(mut g) => {
-                    let verdict = g.inbound(&message, Instant::now(), unix_now());
-                    if g.verified_last() {
-                        if let Ok(mut t) = self.last_seen.lock() {
-                            *t = Instant::now();
-                        }
-                    }
-                    verdict
+            let verdict = {
+                let mut guard = lock(&self.guard, GUARD);
+                let verdict = guard.inbound(&message, Instant::now(), unix_now());
+                if guard.verified_last() {
+                    *lock(&self.last_seen, LAST_SEEN) = Instant::now();
                 }
-                Err(_) => return Err(closed()),
+                verdict
             };
             match verdict {
-                Verdict::Pass => {
+                InboundAction::Pass => {
                     self.fast.note_request(&message);
                     buf[..message.len()].copy_from_slice(&message);
                     return Ok((message.len(), self.client));
                 }
-                Verdict::PassAs(part) if part.len() <= buf.len() => {
+                InboundAction::PassAs(part) if part.len() <= buf.len() => {
                     self.fast.note_request(&part);
                     buf[..part.len()].copy_from_slice(&part);
                     return Ok((part.len(), self.client));
                 }
-                Verdict::PassAs(_) => {}
-                Verdict::Reply(bytes) => {
+                InboundAction::PassAs(_) => {}
+                InboundAction::Reply(bytes) => {
                     if self.transport.send(&bytes).await.is_err() {
                         self.ended.cancel();
                     }
                 }
-                Verdict::Drop => {}
+                InboundAction::Drop => {}
             }
         }
     }
@@ -343,10 +335,7 @@ impl Conn for SessionConn {
     async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
         // Before the guard, which swallows the answers to parts of a split request.
         self.fast.note_answer(buf);
-        let forward = match self.guard.lock() {
-            Ok(mut g) => g.outbound(buf, Instant::now()),
-            Err(_) => true,
-        };
+        let forward = lock(&self.guard, GUARD).outbound(buf, Instant::now());
         if !forward {
             return Ok(buf.len());
         }

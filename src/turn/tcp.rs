@@ -72,6 +72,11 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, env: Session
 }
 
 struct StreamTransport<S> {
+    /// An async mutex on purpose: replies (from the guard) and relayed data (from the crate's
+    /// tasks) share one stream, and each frame must go out whole, so the lock is held across
+    /// `write_all(..).await`, which a std mutex must never be. [`WRITE_TIMEOUT`] bounds how long
+    /// one holder keeps it. A writer task fed by a channel would do the same with a task and a
+    /// queue more per connection.
     writer: tokio::sync::Mutex<WriteHalf<S>>,
     local: SocketAddr,
 }

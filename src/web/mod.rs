@@ -2,11 +2,11 @@
 //! port goes through (page, `/ws` upgrade, and TURN over TLS split off by its first byte), with
 //! the limits and headers that keep it up on the open internet.
 
-pub mod assets;
+pub(crate) mod assets;
 pub(crate) mod headers;
 mod io;
 pub mod limits;
-pub mod per_address;
-pub mod redirect;
-pub mod server;
+pub(crate) mod per_address;
+pub(crate) mod redirect;
+pub(crate) mod server;
 pub mod tls;

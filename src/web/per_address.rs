@@ -54,11 +54,13 @@ impl AddressCounts {
         }
     }
 
+    #[cfg(test)]
     /// Open connections under `key`.
     pub fn count(&self, key: IpAddr) -> usize {
         self.counts.get(&key).copied().unwrap_or(0)
     }
 
+    #[cfg(test)]
     /// Addresses with at least one open connection.
     pub fn addresses(&self) -> usize {
         self.counts.len()
@@ -137,9 +139,7 @@ impl Drop for AddressGuard {
 
 /// The table stays consistent even if a holder panicked (every update is one step).
 fn lock(table: &Mutex<AddressCounts>) -> MutexGuard<'_, AddressCounts> {
-    table
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::lock::lock(table, "web per-address count")
 }
 
 #[cfg(test)]
