@@ -36,10 +36,6 @@ const LOCK_EXCEPTIONS: &[(&str, &str)] = &[
         "turn/fastpath/",
         "being rewritten by its owner; it still skips the step on a poisoned lock",
     ),
-    (
-        "signaling/cluster/",
-        "being rewritten by its owner; it recovers the state like lock::lock, without the log",
-    ),
 ];
 
 fn sources() -> Vec<PathBuf> {

@@ -262,13 +262,7 @@ impl Beat {
         members: Vec<String>,
     ) -> Result<(), super::claims::ClaimError> {
         let mut nodes: std::collections::BTreeSet<String> = members.into_iter().collect();
-        nodes.extend(
-            inner
-                .cluster
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remote_nodes(),
-        );
+        nodes.extend(crate::lock::lock(&inner.cluster, "cluster state").remote_nodes());
         nodes.remove(&inner.node);
         let nodes: Vec<String> = nodes.into_iter().collect();
         let mut live = Vec::new();
@@ -311,11 +305,7 @@ async fn renew(
     inner: &Inner,
     redis: &mut redis::aio::ConnectionManager,
 ) -> Result<(), super::claims::ClaimError> {
-    let records = inner
-        .cluster
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .local_claims();
+    let records = crate::lock::lock(&inner.cluster, "cluster state").local_claims();
     let pairs: Vec<_> = records
         .into_iter()
         .map(|r| {

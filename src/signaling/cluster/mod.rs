@@ -139,10 +139,7 @@ impl Inner {
     /// Runs a cluster step on the hub under both locks (cluster first, always), makes its
     /// deliveries and queues its Redis writes in the order the steps happened.
     pub(crate) fn with(&self, f: impl FnOnce(&mut Cluster, &mut Hub) -> (Vec<Delivery>, Vec<Op>)) {
-        let mut cluster = self
-            .cluster
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cluster = crate::lock::lock(&self.cluster, "cluster state");
         let ops = self.local.apply(|hub| f(&mut cluster, hub));
         for op in ops {
             if self.ops.try_send(op).is_err() {
