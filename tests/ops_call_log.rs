@@ -6,44 +6,21 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
-
-/// Log lines until one contains `needle` (bounded by time); every line read is kept in `seen`.
-fn wait_log(lines: &mpsc::Receiver<String>, seen: &mut Vec<String>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                seen.push(line.clone());
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    panic!("no log line containing {needle:?} in:\n{}", seen.join("\n"));
-}
 
 #[tokio::test]
 async fn each_call_end_is_one_line_with_room_duration_path_and_cause_and_nothing_it_carried() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = common::free_port();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[metrics]\nlisten = \"\"\n\
          [turn]\nenabled = false\n"
     );
     std::fs::write(&path, config).expect("write config");
-    let (running, lines) = common::spawn_callbox(&path);
-    let mut seen = Vec::new();
-    wait_log(&lines, &mut seen, "callbox is running");
+    let (running, mut lines) = common::spawn_callbox(&path);
+    lines.wait("callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (mut ann, mut bob) = common::ann_and_bob(addr).await;
 
@@ -72,7 +49,7 @@ async fn each_call_end_is_one_line_with_room_duration_path_and_cause_and_nothing
     bob.recv_type("call-media").await;
     bob.send(json!({"type": "hang-up", "target": "ann"})).await;
     ann.recv_type("hang-up").await;
-    let first = wait_log(&lines, &mut seen, "call ended");
+    let first = lines.wait("call ended");
     for field in [
         "room=",
         "duration_s=",
@@ -92,7 +69,7 @@ async fn each_call_end_is_one_line_with_room_duration_path_and_cause_and_nothing
         .await;
     cat.recv_type("video-answer").await;
     drop(cat);
-    let second = wait_log(&lines, &mut seen, "call ended");
+    let second = lines.wait("call ended");
     assert!(second.contains("ended=\"disconnected\""), "{second}");
     assert!(second.contains("path=\"unknown\""), "{second}");
 
@@ -100,15 +77,19 @@ async fn each_call_end_is_one_line_with_room_duration_path_and_cause_and_nothing
     let _ = Command::new("kill")
         .args(["-TERM", &running.0.id().to_string()])
         .status();
-    wait_log(&lines, &mut seen, "SIGTERM: shutting down");
-    let calls = seen.iter().filter(|l| l.contains("call ended")).count();
-    assert_eq!(calls, 2, "one line per call:\n{}", seen.join("\n"));
-    for line in seen.iter().filter(|l| l.contains("call ended")) {
+    lines.wait("SIGTERM: shutting down");
+    let calls = lines
+        .seen()
+        .iter()
+        .filter(|l| l.contains("call ended"))
+        .count();
+    assert_eq!(calls, 2, "one line per call:\n{}", lines.seen().join("\n"));
+    for line in lines.seen().iter().filter(|l| l.contains("call ended")) {
         for secret in ["SECRET", "ann", "bob", "cat", "token", "sdp", "candidate"] {
             assert!(!line.contains(secret), "{secret} in {line}");
         }
     }
-    let all = seen.join("\n");
+    let all = lines.seen().join("\n");
     for secret in ["SECRET-SDP", "SECRET-CAND", "SECRET-CHAT"] {
         assert!(!all.contains(secret), "{secret} logged:\n{all}");
     }

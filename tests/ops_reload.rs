@@ -10,8 +10,6 @@ mod turn_support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use serde_json::json;
@@ -23,19 +21,6 @@ fn signal(child: &Child, name: &str) {
         .status()
         .expect("kill");
     assert!(status.success());
-}
-
-/// Reads log lines until one contains `needle` (bounded by time).
-fn wait_log(lines: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => continue,
-            Err(_) => break,
-        }
-    }
-    panic!("no log line containing {needle:?}");
 }
 
 fn config(port: u16, code: &str, grace: u64) -> String {
@@ -59,25 +44,19 @@ async fn login_result(addr: SocketAddr, name: &str, code: &str) -> (common::Clie
 async fn sighup_applies_access_codes_names_restart_keys_and_survives_a_bad_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = common::free_port();
     std::fs::write(&path, config(port, "old-code", 4)).expect("write config");
-    let (running, lines) = common::spawn_callbox(&path);
-    wait_log(&lines, "callbox is running");
+    let (running, mut lines) = common::spawn_callbox(&path);
+    lines.wait("callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (mut ann, ok) = login_result(addr, "ann", "old-code").await;
     assert!(ok, "the starting code works");
 
     std::fs::write(&path, config(port + 1, "new-code", 9)).expect("rewrite config");
     signal(&running.0, "-HUP");
-    wait_log(&lines, "SIGHUP: applied signaling.access_code");
-    wait_log(&lines, "listeners changed, restart to apply: server.listen");
-    wait_log(
-        &lines,
-        "changed, restart to apply: server.shutdown_grace_secs",
-    );
+    lines.wait("SIGHUP: applied signaling.access_code");
+    lines.wait("listeners changed, restart to apply: server.listen");
+    lines.wait("changed, restart to apply: server.shutdown_grace_secs");
     assert!(
         !login_result(addr, "bob", "old-code").await.1,
         "old code refused"
@@ -88,13 +67,13 @@ async fn sighup_applies_access_codes_names_restart_keys_and_survives_a_bad_file(
 
     std::fs::write(&path, "[server]\nlisten = 5\n").expect("break config");
     signal(&running.0, "-HUP");
-    let line = wait_log(&lines, "SIGHUP: keeping the running settings");
+    let line = lines.wait("SIGHUP: keeping the running settings");
     assert!(line.contains("config.toml"), "{line}");
     let (_carol, ok) = login_result(addr, "carol", "new-code").await;
     assert!(ok, "the applied code still works after a bad file");
 
     signal(&running.0, "-TERM");
-    wait_log(&lines, "SIGTERM: shutting down");
+    lines.wait("SIGTERM: shutting down");
 }
 
 fn edge_config(port: u16, extra: &str) -> String {
@@ -108,13 +87,10 @@ fn edge_config(port: u16, extra: &str) -> String {
 async fn sighup_lowers_max_frame_bytes_for_new_connections_and_keeps_ping_timing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = common::free_port();
     std::fs::write(&path, edge_config(port, "")).expect("write config");
-    let (running, lines) = common::spawn_callbox(&path);
-    wait_log(&lines, "callbox is running");
+    let (running, mut lines) = common::spawn_callbox(&path);
+    lines.wait("callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut ann = common::connect(addr, "/ws").await;
     ann.login("ann").await;
@@ -122,11 +98,8 @@ async fn sighup_lowers_max_frame_bytes_for_new_connections_and_keeps_ping_timing
     let lower = "max_frame_bytes = 1024\nping_interval_secs = 7\n";
     std::fs::write(&path, edge_config(port, lower)).expect("rewrite config");
     signal(&running.0, "-HUP");
-    wait_log(&lines, "SIGHUP: applied signaling.max_frame_bytes");
-    wait_log(
-        &lines,
-        "changed, restart to apply: signaling.ping_interval_secs",
-    );
+    lines.wait("SIGHUP: applied signaling.max_frame_bytes");
+    lines.wait("changed, restart to apply: signaling.ping_interval_secs");
     // A 1.5 KB chat: over the new limit, under the one ann's connection started with.
     let chat = json!({"type": "message", "text": "x".repeat(1500)});
     ann.send(chat.clone()).await;
@@ -142,14 +115,14 @@ async fn sighup_lowers_max_frame_bytes_for_new_connections_and_keeps_ping_timing
     ann.wait_user_list(&["ann", "carol"]).await;
 
     signal(&running.0, "-TERM");
-    wait_log(&lines, "SIGTERM: shutting down");
+    lines.wait("SIGTERM: shutting down");
 }
 
 const SECRET_A: &str = "9f2c4e7a1b3d5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
 const SECRET_B: &str = "3f9a0c7e12b45d68e9f0a1b2c3d4e5f60a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d";
 
-/// Relay ranges start above the kernel's ephemeral ports (32768-60999 by default), where the
-/// free TURN port the test picks lives: a relay range holding the listener is refused at start.
+/// Relay ranges start above the kernel's ephemeral ports (32768-60999 by default), clear of
+/// the listening ports common::free_port picks and of every port the OS hands out.
 const RELAY_MIN: u16 = 61000;
 
 fn turn_config(port: u16, turn_port: u16, secret: &str, allow: &str, relay_min: u16) -> String {
@@ -179,17 +152,13 @@ async fn turn_login(addr: SocketAddr, name: &str) -> (common::Client, String, St
 
 #[tokio::test]
 async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
-    let free = |udp: bool| match udp {
-        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()),
-    };
-    let port = free(false).expect("port").port();
-    let turn_port = free(true).expect("port").port();
+    let port = common::free_port();
+    let turn_port = common::free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
     std::fs::write(&path, turn_config(port, turn_port, SECRET_A, "", RELAY_MIN)).expect("write");
-    let (running, lines) = common::spawn_callbox(&path);
-    wait_log(&lines, "callbox is running");
+    let (running, mut lines) = common::spawn_callbox(&path);
+    lines.wait("callbox is running");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let turn = SocketAddr::from(([127, 0, 0, 1], turn_port));
     let lan: SocketAddr = "10.1.2.3:5000".parse().expect("addr");
@@ -207,15 +176,12 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     )
     .expect("write");
     signal(&running.0, "-HUP");
-    let applied = wait_log(&lines, "SIGHUP: applied");
+    let applied = lines.wait("SIGHUP: applied");
     assert!(
         applied.contains("turn.allow_peers") && applied.contains("turn.secrets"),
         "{applied}"
     );
-    wait_log(
-        &lines,
-        "listeners changed, restart to apply: turn.relay_port_min",
-    );
+    lines.wait("listeners changed, restart to apply: turn.relay_port_min");
 
     // The allocation made under the old secret goes on, and sees the new allow-list.
     assert_eq!(code(live.create_permission(&[lan]).await), Some(0));
@@ -234,11 +200,11 @@ async fn sighup_swaps_turn_secrets_and_allow_peers_under_a_live_allocation() {
     )
     .expect("write");
     signal(&running.0, "-HUP");
-    let line = wait_log(&lines, "SIGHUP: keeping the running settings");
+    let line = lines.wait("SIGHUP: keeping the running settings");
     assert!(line.contains("turn.secrets"), "{line}");
     let (_cat, user, pass) = turn_login(addr, "cat").await;
     let mut after = turn_support::RawClient::new(turn, &user, &pass).await;
     assert_eq!(code(after.allocate().await), Some(0));
     signal(&running.0, "-TERM");
-    wait_log(&lines, "SIGTERM: shutting down");
+    lines.wait("SIGTERM: shutting down");
 }

@@ -36,11 +36,11 @@ fn selftest_passes_against_a_running_server_and_fails_once_it_stopped() {
     std::fs::write(&cert, certified.cert.pem()).expect("write cert");
     std::fs::write(&key, certified.key_pair.serialize_pem()).expect("write key");
     let (web, udp, tcp, tls, metrics) = (
-        free_port(false),
-        free_port(true),
-        free_port(false),
-        free_port(false),
-        free_port(false),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
     );
     let config = dir.path().join("config.toml");
     std::fs::write(

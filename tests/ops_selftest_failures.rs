@@ -124,7 +124,7 @@ fn assert_fails(report: &str, check: &str, detail: &str, fix: &str) {
 #[test]
 fn a_certificate_other_than_the_configured_one_fails_web_with_its_fix() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (web, udp) = (free_port(false), free_port(true));
+    let (web, udp) = (free_port(), free_port());
     let (_server, _, _) = start(dir.path(), web, udp);
     // The copy of the config names another certificate: the served one does not chain to it.
     let (other_cert, other_key) = write_cert(dir.path(), "other");
@@ -145,7 +145,7 @@ fn a_certificate_other_than_the_configured_one_fails_web_with_its_fix() {
 #[test]
 fn an_expired_certificate_fails_the_certificate_check_with_the_renew_fix() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (web, udp) = (free_port(false), free_port(true));
+    let (web, udp) = (free_port(), free_port());
     let (cert, key) = write_expired_cert(dir.path(), "expired");
     let (_server, cert, key) = start_with(dir.path(), web, udp, cert, key);
     // The config names the served certificate: only its dates are wrong.
@@ -166,9 +166,9 @@ fn an_expired_certificate_fails_the_certificate_check_with_the_renew_fix() {
 #[test]
 fn a_turn_port_nothing_answers_on_fails_stun_and_allocate_with_their_fixes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (web, udp) = (free_port(false), free_port(true));
+    let (web, udp) = (free_port(), free_port());
     let (_server, cert, key) = start(dir.path(), web, udp);
-    let silent = free_port(true);
+    let silent = free_port();
     let (ok, report) = selftest(dir.path(), &config(web, silent, &cert, &key));
     assert!(!ok, "{report}");
     assert_fails(
@@ -221,7 +221,7 @@ fn open_relay(stop: Arc<AtomicBool>) -> (u16, std::thread::JoinHandle<()>) {
 #[test]
 fn an_open_relay_on_the_turn_port_fails_both_refusal_checks_with_their_fixes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (web, udp) = (free_port(false), free_port(true));
+    let (web, udp) = (free_port(), free_port());
     let (_server, cert, key) = start(dir.path(), web, udp);
     let stop = Arc::new(AtomicBool::new(false));
     let (relay, thread) = open_relay(Arc::clone(&stop));

@@ -13,16 +13,6 @@ use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 
 const BIN: &str = env!("CARGO_BIN_EXE_callbox");
 
-/// A loopback port nobody listens on right now (bound, then let go).
-fn free_port(udp: bool) -> u16 {
-    match udp {
-        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-    }
-    .expect("ephemeral port")
-    .port()
-}
-
 /// Kills the child if the test fails half-way.
 struct Running(Child);
 
@@ -63,7 +53,11 @@ async fn ready_after_every_port_answers_then_watchdog_status_and_stopping_on_sig
     let dir = tempfile::tempdir().expect("tempdir");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
-    let (http, turn_udp, turn_tcp) = (free_port(false), free_port(true), free_port(false));
+    let (http, turn_udp, turn_tcp) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,

@@ -204,7 +204,7 @@ impl Drop for Running {
 /// Starts the real binary on `config` with info logging in plain text lines (as under
 /// systemd: `JOURNAL_STREAM` set, no colour codes); its stderr lines arrive on the receiver,
 /// read by a thread that ends with the process.
-pub fn spawn_callbox(config: &std::path::Path) -> (Running, std::sync::mpsc::Receiver<String>) {
+pub fn spawn_callbox(config: &std::path::Path) -> (Running, LogLines) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
@@ -223,15 +223,79 @@ pub fn spawn_callbox(config: &std::path::Path) -> (Running, std::sync::mpsc::Rec
             let _ = tx.send(line);
         }
     });
-    (Running(child), lines)
+    (
+        Running(child),
+        LogLines {
+            lines,
+            seen: Vec::new(),
+        },
+    )
 }
 
-/// A free loopback port (UDP or TCP) for a child process's config.
-pub fn free_port(udp: bool) -> u16 {
-    match udp {
-        true => std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
-        false => std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()),
+/// A child's log lines as they arrive, and every line read so far, which a failed wait
+/// prints: a child that exited at start shows why (a port taken, a config refused).
+pub struct LogLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl LogLines {
+    /// Every line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
     }
-    .expect("ephemeral port")
-    .port()
+
+    /// Reads lines until one contains `needle` (at most 10 s) and returns it.
+    pub fn wait(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no log line containing {needle:?} in:\n{}",
+            self.seen.join("\n")
+        );
+    }
+}
+
+/// A loopback port free right now for both UDP and TCP, for a child process's config to name.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`, 32768-60999 by default):
+/// a port taken with bind(0) and dropped can be handed to another socket's bind(0) or to an
+/// outgoing connection's source port before the child binds it, and then the child exits at
+/// start (ops_reload did, once). Below the range only another explicit pick can take it, and
+/// this binary never hands out the same port twice. It is free for both UDP and TCP, since
+/// TURN listens on both with one number.
+pub fn free_port() -> u16 {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .clamp(12000, 32768);
+    let span = u64::from(low - 10000);
+    let seed = u64::from(std::process::id()).wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos().into());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for i in 0..span {
+        let port = 10000 + ((seed + i * 7919) % span) as u16;
+        let free = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free && given.insert(port) {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 10000..{low}");
 }
