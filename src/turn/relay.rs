@@ -179,9 +179,12 @@ impl RelayCore {
             return true;
         }
         let rate = self.bytes_per_sec as f64;
-        bucket
-            .lock()
-            .is_ok_and(|mut b| b.take(len as f64, rate, burst(self.bytes_per_sec), Instant::now()))
+        crate::lock::lock(bucket, "TURN relay bandwidth budget").take(
+            len as f64,
+            rate,
+            burst(self.bytes_per_sec),
+            Instant::now(),
+        )
     }
 
     /// Sends `payload` to `peer` (already allowed by the policy) within the budget, waiting
@@ -282,11 +285,14 @@ impl Conn for RelayConn {
     /// Relays what peers send until the relay closes; returns nothing to the crate.
     async fn recv_from(&self, _buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         let mut frame = [0u8; FRAME];
+        // Made once: a fresh `cancelled()` per datagram would register a waiter each time.
+        let closed = self.closed.cancelled();
+        tokio::pin!(closed);
         loop {
             let payload = &mut frame[HEADROOM..HEADROOM + MAX_PAYLOAD];
             let (n, from) = tokio::select! {
                 r = self.core.socket.recv_from(payload) => r?,
-                _ = self.closed.cancelled() => {
+                _ = &mut closed => {
                     return Err(webrtc_util::Error::Other("relay closed".into()))
                 }
             };
