@@ -26,7 +26,6 @@ const MAX_FN_LINES: usize = 60;
 const LONG_FN_EXCEPTIONS: &[(&str, &str)] = &[
     ("ops/metrics.rs", "render"),             // one line per exported figure
     ("signaling/connection.rs", "read_loop"), // the socket edge's select loop
-    ("turn/udp.rs", "serve"),                 // the UDP data path, being replaced
 ];
 
 fn sources() -> Vec<PathBuf> {
