@@ -207,3 +207,34 @@ async fn a_burst_from_many_clients_arrives_complete_and_in_order_both_ways() {
     }
     server.close().await;
 }
+
+/// The listeners, sessions and relay sockets run on the TURN runtime, not the caller's: with
+/// this test's one-thread runtime blocked in a plain blocking receive, a packet is still
+/// relayed both ways (on the caller's runtime nothing would move until the test yields).
+#[tokio::test]
+async fn relaying_goes_on_while_the_callers_runtime_is_blocked() {
+    let (server, peer) = server_and_peer().await;
+    let (mut c, relayed) = allocated(&server).await;
+    let peer_addr = peer.local_addr().unwrap();
+    assert_eq!(c.channel_bind(0x4000, peer_addr).await.unwrap().code, 0);
+    let peer = peer.into_std().unwrap();
+    peer.set_nonblocking(false).unwrap();
+    peer.set_read_timeout(Some(STEP)).unwrap();
+    c.socket
+        .try_send_to(&channel_data(0x4000, b"out"), c.server)
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = peer
+        .recv_from(&mut buf)
+        .expect("relayed with the test's runtime blocked");
+    assert_eq!((&buf[..n], from), (&b"out"[..], relayed));
+    let client = c.socket.into_std().unwrap();
+    client.set_nonblocking(false).unwrap();
+    client.set_read_timeout(Some(STEP)).unwrap();
+    peer.send_to(b"back", relayed).unwrap();
+    let n = client
+        .recv(&mut buf)
+        .expect("relayed back with the test's runtime blocked");
+    assert_eq!(&buf[..n], &channel_data(0x4000, b"back")[..]);
+    server.close().await;
+}
