@@ -27,6 +27,10 @@ use super::guard::AuthCell;
 use super::limiter::Bucket;
 use super::peer_policy::PeerPolicy;
 
+/// Receive buffer asked for on a relay socket (the kernel doubles it, capped by
+/// `net.core.rmem_max`): the default 208 KiB overflowed under uclient's flood.
+const RELAY_RCVBUF: usize = 512 << 10;
+
 /// How a server binds relay sockets.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
@@ -84,6 +88,9 @@ impl RelayAddressGenerator for Generator {
         let socket = bind_in_range(ip, s.port_min, s.port_max, requested_port)
             .await
             .ok_or(turn::Error::ErrMaxRetriesExceeded)?;
+        // Best effort, as on the listeners: room for a peer's burst while the TURN thread
+        // serves other sockets (a limit, not memory taken up front).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RELAY_RCVBUF);
         let bound = socket
             .local_addr()
             .map_err(|e| turn::Error::Other(e.to_string()))?;
