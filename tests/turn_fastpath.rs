@@ -146,3 +146,95 @@ async fn a_multi_peer_create_permission_opens_the_data_path_for_every_peer() {
     assert_eq!(c.next_data(QUIET).await, None);
     server.close().await;
 }
+
+/// Clients and datagrams in a burst, each way (more datagrams than the listener reads per
+/// wakeup, more than a default-sized socket buffer holds).
+const BURST_CLIENTS: usize = 16;
+const BURST_EACH: usize = 64;
+
+/// A burst from many clients, sent while the server cannot run (this test's runtime has one
+/// thread), so it all waits in the listening socket: every datagram must reach the peer, in
+/// each client's order; then a burst from the peer to every relay must reach every client, in
+/// order too.
+#[tokio::test]
+async fn a_burst_from_many_clients_arrives_complete_and_in_order_both_ways() {
+    let mut cfg = config();
+    cfg.allow_peers = vec!["127.0.0.2/32".into()];
+    cfg.max_allocations_per_user = BURST_CLIENTS;
+    let server = start(cfg).await;
+    let peer = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let _ = socket2::SockRef::from(&peer).set_recv_buffer_size(4 << 20);
+    let peer_addr = peer.local_addr().unwrap();
+    let mut clients = Vec::new();
+    for i in 0..BURST_CLIENTS {
+        let ip = format!("127.0.6.{}", i + 1);
+        let mut c = RawClient::new_from(&ip, server.udp_addrs()[0], "tool", "toolpass").await;
+        let reply = c.allocate().await.expect("allocate answer");
+        let relayed = RawClient::relayed(&reply);
+        assert_eq!(c.channel_bind(0x4000, peer_addr).await.unwrap().code, 0);
+        clients.push((c, relayed));
+    }
+    for seq in 0..BURST_EACH {
+        for (i, (c, _)) in clients.iter().enumerate() {
+            c.send(&channel_data(0x4000, &[i as u8, seq as u8])).await;
+        }
+    }
+    let mut next = [0usize; BURST_CLIENTS];
+    for _ in 0..BURST_CLIENTS * BURST_EACH {
+        let (payload, from) = peer_gets(&peer).await.expect("every datagram relayed");
+        let i = usize::from(payload[0]);
+        assert_eq!(from, clients[i].1, "client {i} relayed from its own relay");
+        assert_eq!(usize::from(payload[1]), next[i], "client {i} in order");
+        next[i] += 1;
+    }
+    for (c, _) in &clients {
+        let _ = socket2::SockRef::from(&c.socket).set_recv_buffer_size(1 << 20);
+    }
+    for seq in 0..BURST_EACH {
+        for (_, relayed) in &clients {
+            peer.send_to(&[seq as u8], relayed).await.unwrap();
+        }
+    }
+    for (i, (c, _)) in clients.iter().enumerate() {
+        for seq in 0..BURST_EACH {
+            let got = c.next_data(STEP).await;
+            assert_eq!(
+                got,
+                Some((vec![seq as u8], None)),
+                "client {i}, datagram {seq}"
+            );
+        }
+    }
+    server.close().await;
+}
+
+/// The listeners, sessions and relay sockets run on the TURN runtime, not the caller's: with
+/// this test's one-thread runtime blocked in a plain blocking receive, a packet is still
+/// relayed both ways (on the caller's runtime nothing would move until the test yields).
+#[tokio::test]
+async fn relaying_goes_on_while_the_callers_runtime_is_blocked() {
+    let (server, peer) = server_and_peer().await;
+    let (mut c, relayed) = allocated(&server).await;
+    let peer_addr = peer.local_addr().unwrap();
+    assert_eq!(c.channel_bind(0x4000, peer_addr).await.unwrap().code, 0);
+    let peer = peer.into_std().unwrap();
+    peer.set_nonblocking(false).unwrap();
+    peer.set_read_timeout(Some(STEP)).unwrap();
+    c.socket
+        .try_send_to(&channel_data(0x4000, b"out"), c.server)
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = peer
+        .recv_from(&mut buf)
+        .expect("relayed with the test's runtime blocked");
+    assert_eq!((&buf[..n], from), (&b"out"[..], relayed));
+    let client = c.socket.into_std().unwrap();
+    client.set_nonblocking(false).unwrap();
+    client.set_read_timeout(Some(STEP)).unwrap();
+    peer.send_to(b"back", relayed).unwrap();
+    let n = client
+        .recv(&mut buf)
+        .expect("relayed back with the test's runtime blocked");
+    assert_eq!(&buf[..n], &channel_data(0x4000, b"back")[..]);
+    server.close().await;
+}

@@ -57,10 +57,6 @@ pub struct ServerState {
 /// while handling that same request (one read loop per client transport, in order).
 pub type AuthCell = Arc<Mutex<Option<(String, Vec<u8>)>>>;
 
-/// The old name of [`ServerState`], still used by `fastpath/` (whose owner is rewriting it);
-/// remove once that names `ServerState`.
-pub type Shared = ServerState;
-
 /// What the guard does with one inbound message (signaling's rate limit has its own
 /// `RateVerdict`; this is about a TURN message's fate, not a rate).
 #[derive(Debug, PartialEq, Eq)]

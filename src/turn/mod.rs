@@ -20,6 +20,7 @@ mod plan;
 pub(crate) mod quota;
 pub(crate) mod relay;
 mod retransmit;
+mod runtime;
 mod session;
 mod split;
 mod tcp;
@@ -200,18 +201,35 @@ impl TurnServer {
             stop: stop.clone(),
             owns_tasks: false,
         };
+        // Each listener moves to the TURN runtime as a std socket and is registered again
+        // there, so its reactor (not the caller's) wakes the tasks that read it.
+        let rt = runtime::handle();
         for socket in bound.udp {
             server.udp.push(local(socket.local_addr()));
-            env.tasks.spawn(udp::serve(socket, env.clone()));
+            let (env2, socket) = (env.clone(), socket.into_std());
+            let serve = async move {
+                match socket.and_then(tokio::net::UdpSocket::from_std) {
+                    Ok(socket) => udp::serve(socket, env2).await,
+                    Err(err) => tracing::warn!("TURN UDP listener lost: {err}"),
+                }
+            };
+            env.tasks.spawn_on(serve, &rt);
         }
-        for listener in bound.tcp {
-            server.tcp.push(local(listener.local_addr()));
-            env.tasks.spawn(tcp::serve(listener, None, env.clone()));
-        }
-        for (listener, acceptor) in bound.tls {
-            server.tls.push(local(listener.local_addr()));
-            env.tasks
-                .spawn(tcp::serve(listener, Some(acceptor), env.clone()));
+        let tcp = bound.tcp.into_iter().map(|l| (l, None));
+        for (listener, acceptor) in tcp.chain(bound.tls.into_iter().map(|(l, a)| (l, Some(a)))) {
+            let list = match acceptor {
+                None => &mut server.tcp,
+                Some(_) => &mut server.tls,
+            };
+            list.push(local(listener.local_addr()));
+            let (env2, listener) = (env.clone(), listener.into_std());
+            let serve = async move {
+                match listener.and_then(tokio::net::TcpListener::from_std) {
+                    Ok(listener) => tcp::serve(listener, acceptor, env2).await,
+                    Err(err) => tracing::warn!("TURN TCP listener lost: {err}"),
+                }
+            };
+            env.tasks.spawn_on(serve, &rt);
         }
         env.tasks.spawn(host_watch::run(
             Arc::clone(&env.shared.policy),

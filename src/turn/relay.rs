@@ -28,6 +28,10 @@ use super::limiter::Bucket;
 use super::peer_policy::PeerPolicy;
 use crate::lock::lock;
 
+/// Receive buffer asked for on a relay socket (the kernel doubles it, capped by
+/// `net.core.rmem_max`): the default 208 KiB overflowed under uclient's flood.
+const RELAY_RCVBUF: usize = 512 << 10;
+
 /// How a server binds relay sockets.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
@@ -85,6 +89,9 @@ impl RelayAddressGenerator for Generator {
         let socket = bind_in_range(ip, s.port_min, s.port_max, requested_port)
             .await
             .ok_or(turn::Error::ErrMaxRetriesExceeded)?;
+        // Best effort, as on the listeners: room for a peer's burst while the TURN thread
+        // serves other sockets (a limit, not memory taken up front).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RELAY_RCVBUF);
         let bound = socket
             .local_addr()
             .map_err(|e| turn::Error::Other(e.to_string()))?;
@@ -177,7 +184,7 @@ impl RelayCore {
             return true;
         }
         let rate = self.bytes_per_sec as f64;
-        lock(bucket, "TURN relay budget").take(
+        lock(bucket, "TURN relay bandwidth budget").take(
             len as f64,
             rate,
             burst(self.bytes_per_sec),
@@ -283,11 +290,14 @@ impl Conn for RelayConn {
     /// Relays what peers send until the relay closes; returns nothing to the crate.
     async fn recv_from(&self, _buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         let mut frame = [0u8; FRAME];
+        // Made once: a fresh `cancelled()` per datagram would register a waiter each time.
+        let closed = self.closed.cancelled();
+        tokio::pin!(closed);
         loop {
             let payload = &mut frame[HEADROOM..HEADROOM + MAX_PAYLOAD];
             let (n, from) = tokio::select! {
                 r = self.core.socket.recv_from(payload) => r?,
-                _ = self.closed.cancelled() => {
+                _ = &mut closed => {
                     return Err(webrtc_util::Error::Other("relay closed".into()))
                 }
             };

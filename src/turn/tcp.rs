@@ -5,12 +5,14 @@
 //! TURN message each have a deadline, so a silent or slow connection cannot hold its slot. A
 //! client that stops reading is cut off after a write timeout.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -19,6 +21,8 @@ use super::quota::Counters;
 use super::session::{self, SessionEnv, Transport, MAX_MESSAGE};
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer per connection: a few frames' worth, bounded, reused.
+const READ_BUFFER: usize = 4096;
 
 /// How many bytes the frame starting with `header` occupies on the stream, or `None` if the
 /// bytes are neither STUN nor ChannelData (the connection is then closed).
@@ -89,6 +93,13 @@ impl<S: AsyncRead + AsyncWrite + Send + 'static> Transport for StreamTransport<S
             w.write_all(bytes).await?;
             w.flush().await
         };
+        tokio::pin!(write);
+        // The timer only for a write that has to wait: arming one per relayed packet cost
+        // more than the write.
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = first {
+            return r;
+        }
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(r) => r,
             Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
@@ -105,7 +116,7 @@ pub async fn run<S>(stream: S, peer: SocketAddr, local: SocketAddr, env: Session
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut reader, writer) = tokio::io::split(stream);
+    let (reader, writer) = tokio::io::split(stream);
     let transport = Arc::new(StreamTransport {
         writer: tokio::sync::Mutex::new(writer),
         local,
@@ -114,25 +125,25 @@ where
         Ok(handle) => handle,
         Err(err) => return tracing::warn!("cannot start a TURN session: {err}"),
     };
+    // Several frames per read syscall when the client sends faster than we are woken.
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
     let mut frame = Vec::with_capacity(MAX_MESSAGE);
     // The first complete TURN message must arrive by this deadline; later ones may take as
     // long as the session lives (its own lifetime and idle rules end it).
-    let mut deadline = Some(tokio::time::Instant::now() + env.shared.budgets.limits.first_message);
+    let first = tokio::time::sleep(env.shared.budgets.limits.first_message);
+    let mut waiting_first = true;
+    // Made once, not per frame: each would register a waiter.
+    let ended = handle.ended.cancelled();
+    tokio::pin!(first, ended);
     loop {
-        let first = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         let next = tokio::select! {
             r = read_frame(&mut reader, &mut frame) => r,
-            _ = handle.ended.cancelled() => break,
-            _ = first => break,
+            _ = &mut ended => break,
+            _ = &mut first, if waiting_first => break,
         };
         match next {
             Ok(true) => {
-                deadline = None;
+                waiting_first = false;
                 if handle.fast.relay_from_client(&frame).await {
                     continue;
                 }

@@ -4,6 +4,11 @@
 //! per-source budget; a new source gets a session only within its address's share of the
 //! client slots. ChannelData and Send indications go to the session's data path
 //! (`fastpath/`) without a queue or a decode.
+//!
+//! The read loop drains the socket (up to [`BATCH`] datagrams) each time it is woken, rather
+//! than going back through `select!` and the reactor per datagram, and the socket's receive
+//! buffer is sized like coturn's so a burst from many clients waits in the kernel instead of
+//! being dropped there while the loop is not scheduled.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use stun::message::{CLASS_REQUEST, METHOD_BINDING};
+use stun::message::{Message, CLASS_REQUEST, METHOD_BINDING};
 use tokio::net::UdpSocket;
 
 use super::admission::Kind;
@@ -19,6 +24,12 @@ use super::fastpath::frame;
 use super::quota::Counters;
 use super::session::{self, SessionEnv, SessionHandle, Transport, MAX_MESSAGE};
 use super::wire;
+
+/// Datagrams read per wakeup before the loop looks at its sweep timer and shutdown again.
+pub const BATCH: usize = 64;
+/// Receive buffer asked for on a listening socket (the kernel doubles it, capped by
+/// `net.core.rmem_max`): coturn asks as much for its listeners.
+pub const LISTEN_RCVBUF: usize = 2 << 20;
 
 struct UdpTransport {
     socket: Arc<UdpSocket>,
@@ -53,86 +64,126 @@ impl Transport for UdpTransport {
     }
 }
 
+/// One listening socket and the sessions of its sources.
+struct Listener {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    env: SessionEnv,
+    sessions: HashMap<SocketAddr, SessionHandle>,
+}
+
 /// Serves one bound UDP socket until shutdown.
 pub async fn serve(socket: UdpSocket, env: SessionEnv) {
-    let socket = Arc::new(socket);
     let Ok(local) = socket.local_addr() else {
         return;
     };
-    let mut sessions: HashMap<SocketAddr, SessionHandle> = HashMap::new();
+    // Best effort: a smaller buffer (rmem_max) still works, it only drops sooner.
+    let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(LISTEN_RCVBUF);
+    let shutdown = env.shutdown.clone();
+    let mut listener = Listener {
+        socket: Arc::new(socket),
+        local,
+        env,
+        sessions: HashMap::new(),
+    };
     let mut buf = vec![0u8; 2048];
     let mut sweep = tokio::time::interval(Duration::from_secs(5));
+    // Made once: a fresh `cancelled()` per wakeup would register a waiter each time.
+    let stop = shutdown.cancelled();
+    tokio::pin!(stop);
     loop {
-        let (n, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                // ICMP errors surface here on some systems; they say nothing about us.
-                Err(_) => continue,
-            },
-            _ = sweep.tick() => {
-                sessions.retain(|_, s| !s.ended.is_cancelled());
-                super::admission::shrink_if_sparse(&mut sessions);
-                continue;
-            }
-            _ = env.shutdown.cancelled() => break,
-        };
-        if n > MAX_MESSAGE {
-            continue;
+        tokio::select! {
+            // An error here is an ICMP error on some systems; it says nothing about us.
+            r = listener.socket.readable() => if r.is_ok() { listener.drain(&mut buf).await },
+            _ = sweep.tick() => listener.sweep(),
+            _ = &mut stop => break,
         }
-        let bytes = &buf[..n];
+    }
+    for s in listener.sessions.values() {
+        s.ended.cancel();
+    }
+}
+
+impl Listener {
+    /// Handles what the socket holds, up to [`BATCH`] datagrams, until it would block.
+    async fn drain(&mut self, buf: &mut [u8]) {
+        for _ in 0..BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, from)) if n <= MAX_MESSAGE => self.datagram(&buf[..n], from).await,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {} // ICMP errors again
+            }
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.sessions.retain(|_, s| !s.ended.is_cancelled());
+        super::admission::shrink_if_sparse(&mut self.sessions);
+    }
+
+    async fn datagram(&mut self, bytes: &[u8], from: SocketAddr) {
         if frame::is_channel_data(bytes) || frame::is_send_indication(bytes) {
             // Relayed data: straight to the relay socket, never decoded as a whole message.
-            if let Some(s) = sessions.get(&from).filter(|s| !s.ended.is_cancelled()) {
+            if let Some(s) = self.sessions.get(&from).filter(|s| !s.ended.is_cancelled()) {
                 s.fast.relay_from_client(bytes).await;
             }
-            continue;
+            return;
         }
         let message = wire::parse(bytes);
-        if let Some(m) = &message {
-            if m.typ.class == CLASS_REQUEST && m.typ.method == METHOD_BINDING {
-                let from_ip = session::unmapped(from).ip();
-                if !env.shared.budgets.binding(from_ip, Instant::now()) {
-                    continue;
-                }
-                if let Some(reply) = wire::binding_response(m, session::unmapped(from)) {
-                    let _ = socket.try_send_to(&reply, from);
-                }
-                continue;
-            }
+        if let Some(m) = message.as_ref().filter(|m| is_binding_request(m)) {
+            return self.answer_binding(m, from);
         }
-        if let Some(s) = sessions.get(&from) {
+        if let Some(s) = self.sessions.get(&from) {
             if !s.ended.is_cancelled() {
                 // A full queue means the client outpaces us: drop, as the network would.
                 let _ = s.inbound.try_send(bytes.to_vec());
-                continue;
+                return;
             }
-            sessions.remove(&from);
+            self.sessions.remove(&from);
         }
-        if !message.is_some_and(|m| m.typ.class == CLASS_REQUEST) {
-            continue;
+        if message.is_some_and(|m| m.typ.class == CLASS_REQUEST) {
+            self.start_session(bytes, from).await;
         }
+    }
+
+    /// Binding answers need no session, only the source's budget.
+    fn answer_binding(&self, m: &Message, from: SocketAddr) {
+        let from_ip = session::unmapped(from).ip();
+        if !self.env.shared.budgets.binding(from_ip, Instant::now()) {
+            return;
+        }
+        if let Some(reply) = wire::binding_response(m, session::unmapped(from)) {
+            let _ = self.socket.try_send_to(&reply, from);
+        }
+    }
+
+    /// A request from a new source: a session, if the source's address has a slot left.
+    async fn start_session(&mut self, first: &[u8], from: SocketAddr) {
+        let env = &self.env;
         let ticket = match env.admission.admit(Kind::Udp, session::unmapped(from).ip()) {
             Ok(ticket) => ticket,
             Err(why) => {
                 Counters::bump(&env.shared.counters.clients_refused);
                 env.admission.note_refusal(Kind::Udp, from, why);
-                continue;
+                return;
             }
         };
         let transport = Arc::new(UdpTransport {
-            socket: Arc::clone(&socket),
+            socket: Arc::clone(&self.socket),
             peer: from,
-            local,
+            local: self.local,
         });
-        match session::start(&env, from, transport, ticket).await {
+        match session::start(env, from, transport, ticket).await {
             Ok(handle) => {
-                let _ = handle.inbound.try_send(bytes.to_vec());
-                sessions.insert(from, handle);
+                let _ = handle.inbound.try_send(first.to_vec());
+                self.sessions.insert(from, handle);
             }
             Err(err) => tracing::warn!("cannot start a TURN session: {err}"),
         }
     }
-    for s in sessions.values() {
-        s.ended.cancel();
-    }
+}
+
+fn is_binding_request(m: &Message) -> bool {
+    m.typ.class == CLASS_REQUEST && m.typ.method == METHOD_BINDING
 }

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::guard::Shared;
+use super::guard::ServerState;
 use super::quota::Counters;
 use super::relay::{RelayCore, RelaySettings};
 use super::session::Transport;
@@ -54,7 +54,7 @@ enum Target {
 
 /// The data path of one client transport.
 pub struct FastPath {
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     /// Our own relay addresses (bound and advertised): peers there are checked per packet.
     own: Vec<IpAddr>,
     client: Arc<dyn Transport>,
@@ -67,7 +67,7 @@ pub struct FastPath {
 
 impl FastPath {
     pub fn new(
-        shared: Arc<Shared>,
+        shared: Arc<ServerState>,
         relay: &RelaySettings,
         client: Arc<dyn Transport>,
         ended: CancellationToken,
@@ -88,20 +88,22 @@ impl FastPath {
 
     /// The crate made a relay socket for this transport's (only) allocation.
     pub fn relay_opened(&self, relay: Arc<RelayCore>) {
-        if let Ok(mut s) = self.state.lock() {
-            s.relay = Some(relay);
-            s.table.clear();
-        }
+        let mut s = self.lock();
+        s.relay = Some(relay);
+        s.table.clear();
     }
 
     /// The crate closed or dropped that relay socket: its allocation is gone.
     pub fn relay_closed(&self, relay: &Arc<RelayCore>) {
-        if let Ok(mut s) = self.state.lock() {
-            if s.relay.as_ref().is_some_and(|r| Arc::ptr_eq(r, relay)) {
-                s.relay = None;
-                s.table.clear();
-            }
+        let mut s = self.lock();
+        if s.relay.as_ref().is_some_and(|r| Arc::ptr_eq(r, relay)) {
+            s.relay = None;
+            s.table.clear();
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        crate::lock::lock(&self.state, "TURN data path table")
     }
 
     fn class(&self, ip: IpAddr) -> Class {
@@ -131,9 +133,7 @@ impl FastPath {
                 false => Pending::Permit(txid, peer.ip()),
             })
         });
-        if let Ok(mut s) = self.state.lock() {
-            s.pending = pending;
-        }
+        self.lock().pending = pending;
     }
 
     /// The crate answers a client: a CreatePermission or ChannelBind success installs what its
@@ -145,7 +145,7 @@ impl FastPath {
             _ => return,
         };
         let Some(txid) = bytes.get(8..20) else { return };
-        let Ok(mut s) = self.state.lock() else { return };
+        let mut s = self.lock();
         let now = Instant::now();
         match s.pending.take() {
             Some(Pending::Permit(t, ip)) if t == txid && success => {
@@ -177,32 +177,35 @@ impl FastPath {
         } else {
             return false;
         };
-        let now = Instant::now();
-        let check = |p| self.allowed(p);
-        let route = self.state.lock().ok().and_then(|mut s| {
-            let relay = s.relay.clone()?;
-            let peer = match target {
-                Target::Channel(number) => s.table.channel_peer(number, now, &check),
-                Target::Peer(peer) => match s.table.permitted(peer, now, &check) {
-                    Some(true) => Some(peer),
-                    Some(false) => {
-                        Counters::bump(&self.shared.counters.send_dropped);
-                        None
-                    }
-                    None => {
-                        if !check(peer) {
-                            Counters::bump(&self.shared.counters.send_dropped);
-                        }
-                        None
-                    }
-                },
-            }?;
-            Some((relay, peer))
-        });
-        if let Some((relay, peer)) = route {
+        if let Some((relay, peer)) = self.route(target) {
             relay.send_to_peer(payload, peer).await;
         }
         true
+    }
+
+    /// The relay socket and the peer a packet from the client goes to, if any.
+    fn route(&self, target: Target) -> Option<(Arc<RelayCore>, SocketAddr)> {
+        let now = Instant::now();
+        let check = |p| self.allowed(p);
+        let mut s = self.lock();
+        let relay = s.relay.clone()?;
+        let peer = match target {
+            Target::Channel(number) => s.table.channel_peer(number, now, &check),
+            Target::Peer(peer) => match s.table.permitted(peer, now, &check) {
+                Some(true) => Some(peer),
+                Some(false) => {
+                    Counters::bump(&self.shared.counters.send_dropped);
+                    None
+                }
+                None => {
+                    if !check(peer) {
+                        Counters::bump(&self.shared.counters.send_dropped);
+                    }
+                    None
+                }
+            },
+        }?;
+        Some((relay, peer))
     }
 
     /// Relays `n` bytes received from `from` into `frame[HEADROOM..]` to the client, as
@@ -217,13 +220,13 @@ impl FastPath {
     ) {
         let now = Instant::now();
         let check = |p| self.allowed(p);
-        let channel = match self.state.lock() {
-            Ok(mut s) => match s.table.channel_of(from, now, &check) {
+        let channel = {
+            let mut s = self.lock();
+            match s.table.channel_of(from, now, &check) {
                 Some(number) => Some(number),
                 None if s.table.permitted(from, now, &check) == Some(true) => None,
                 None => return,
-            },
-            Err(_) => return,
+            }
         };
         if !relay.take_from_peer(n) {
             return;
