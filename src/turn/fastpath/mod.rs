@@ -88,21 +88,21 @@ impl FastPath {
 
     /// The crate made a relay socket for this transport's (only) allocation.
     pub fn relay_opened(&self, relay: Arc<RelayCore>) {
-        let mut s = self.lock();
+        let mut s = self.table();
         s.relay = Some(relay);
         s.table.clear();
     }
 
     /// The crate closed or dropped that relay socket: its allocation is gone.
     pub fn relay_closed(&self, relay: &Arc<RelayCore>) {
-        let mut s = self.lock();
+        let mut s = self.table();
         if s.relay.as_ref().is_some_and(|r| Arc::ptr_eq(r, relay)) {
             s.relay = None;
             s.table.clear();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn table(&self) -> std::sync::MutexGuard<'_, State> {
         crate::lock::lock(&self.state, "TURN data path table")
     }
 
@@ -133,7 +133,7 @@ impl FastPath {
                 false => Pending::Permit(txid, peer.ip()),
             })
         });
-        self.lock().pending = pending;
+        self.table().pending = pending;
     }
 
     /// The crate answers a client: a CreatePermission or ChannelBind success installs what its
@@ -145,7 +145,7 @@ impl FastPath {
             _ => return,
         };
         let Some(txid) = bytes.get(8..20) else { return };
-        let mut s = self.lock();
+        let mut s = self.table();
         let now = Instant::now();
         match s.pending.take() {
             Some(Pending::Permit(t, ip)) if t == txid && success => {
@@ -187,7 +187,7 @@ impl FastPath {
     fn route(&self, target: Target) -> Option<(Arc<RelayCore>, SocketAddr)> {
         let now = Instant::now();
         let check = |p| self.allowed(p);
-        let mut s = self.lock();
+        let mut s = self.table();
         let relay = s.relay.clone()?;
         let peer = match target {
             Target::Channel(number) => s.table.channel_peer(number, now, &check),
@@ -221,7 +221,7 @@ impl FastPath {
         let now = Instant::now();
         let check = |p| self.allowed(p);
         let channel = {
-            let mut s = self.lock();
+            let mut s = self.table();
             match s.table.channel_of(from, now, &check) {
                 Some(number) => Some(number),
                 None if s.table.permitted(from, now, &check) == Some(true) => None,
