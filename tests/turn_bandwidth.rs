@@ -23,20 +23,41 @@ async fn burst_through_relay(kbps: u64) -> usize {
         .await
         .expect("path works");
 
+    // Bob reads while Alice sends, and Alice keeps at most WINDOW datagrams unread ahead of
+    // him (waiting at most 10 ms for him each time): the server relays on its own thread, and
+    // a burst that outran Bob's reads would overflow his socket's receive buffer (about 92
+    // such datagrams at the default 208 KiB) and measure that instead of the relay. When the
+    // limit drops datagrams, Bob falls behind and each send waits its 10 ms: still a burst,
+    // 200 kB in about 2 s against a budget of 8000 B/s.
+    const WINDOW: usize = 40;
     let payload = vec![7u8; SIZE];
-    for _ in 0..DATAGRAMS {
-        let _ = ra.send_to(&payload, b_relay).await;
-    }
-    let mut received = 0;
-    let mut buf = vec![0u8; 1500];
-    // Drain until 500 ms of silence, at most 3 s and DATAGRAMS reads.
-    for _ in 0..DATAGRAMS {
-        match tokio::time::timeout(Duration::from_millis(500), rb.recv_from(&mut buf)).await {
-            Ok(Ok((n, _))) if n == SIZE => received += n,
-            Ok(Ok(_)) => {}
-            _ => break,
+    let read = std::cell::Cell::new(0usize);
+    let send = async {
+        for sent in 0..DATAGRAMS {
+            let behind = tokio::time::timeout(Duration::from_millis(10), async {
+                while sent >= read.get() + WINDOW {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            });
+            let _ = behind.await;
+            let _ = ra.send_to(&payload, b_relay).await;
         }
-    }
+    };
+    let receive = async {
+        let mut received = 0;
+        let mut buf = vec![0u8; 1500];
+        // Until 500 ms of silence, at most DATAGRAMS reads.
+        for _ in 0..DATAGRAMS {
+            match tokio::time::timeout(Duration::from_millis(500), rb.recv_from(&mut buf)).await {
+                Ok(Ok((n, _))) if n == SIZE => received += n,
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+            read.set(read.get() + 1);
+        }
+        received
+    };
+    let ((), received) = tokio::join!(send, receive);
     server.close().await;
     received
 }
