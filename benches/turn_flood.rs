@@ -4,15 +4,17 @@
 //! 127.0.0.2..=127.0.0.101 (Linux routes all of 127/8 to `lo`), and prints figures; it
 //! asserts nothing about speed.
 //!
-//! One bounded flood (Binding, Allocate without credentials, and junk, round robin over
-//! 400 sockets), then quiet long enough for every session to end and for the server's
-//! periodic sweep and memory trim to run. It prints the resident memory and CPU of the server
-//! idle before, at the flood's peak, and after the flood, side by side: memory after the flood
-//! must be back near the idle figure (src/ops/memory.rs says how).
+//! Bounded floods (Binding, Allocate without credentials, and junk, round robin over 400
+//! sockets), two by default, each followed by quiet long enough for every session to end and
+//! for the server's periodic sweep and memory trim to run. It prints the resident memory and
+//! CPU of the server idle before, at each flood's peak, and after each flood, side by side:
+//! memory after every flood must be back near the idle figure (src/ops/memory.rs says how),
+//! and the second flood must not leave more behind than the first (that would be a leak).
 //!
 //!     cargo bench --bench turn_flood                           # 60 s flood, 45 s quiet
 //!     CALLBOX_BENCH_SECS=20 CALLBOX_BENCH_QUIET=40 cargo bench --bench turn_flood
 //!     CALLBOX_BENCH_RATE=5000 cargo bench --bench turn_flood   # datagrams per second
+//!     CALLBOX_BENCH_FLOODS=3 cargo bench --bench turn_flood    # floods in the one run
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,14 +33,39 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// (resident KiB, CPU ticks user+system) of `pid`, from /proc.
-fn usage(pid: u32) -> (u64, u64) {
+/// Resident memory of a process, in KiB: all of it, and its private part (heap, stacks).
+/// RssFile (the rest) is the binary's and libc's code pages, touched once when a code path
+/// first runs and shared with the page cache: warm-up, not memory the flood holds.
+#[derive(Clone, Copy, Default)]
+struct Resident {
+    rss: u64,
+    anon: u64,
+}
+
+impl Resident {
+    /// Each figure's larger value (the peak of a phase).
+    fn max(self, other: Resident) -> Resident {
+        Resident {
+            rss: self.rss.max(other.rss),
+            anon: self.anon.max(other.anon),
+        }
+    }
+}
+
+/// (resident memory, CPU ticks user+system) of `pid`, from /proc.
+fn usage(pid: u32) -> (Resident, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let resident = Resident {
+        rss: field("VmRSS:"),
+        anon: field("RssAnon:"),
+    };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
@@ -47,15 +74,18 @@ fn usage(pid: u32) -> (u64, u64) {
         .map(|f| f.parse().unwrap_or(0))
         .collect();
     let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-    (rss, ticks)
+    (resident, ticks)
 }
 
-/// A UDP port free right now on 127.0.0.1 (the server binds it a moment later).
+/// A UDP port free right now on 127.0.0.1 (the server binds it a moment later), below the
+/// default relay range (49152-65535), which the server refuses as a listening port.
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
+    (0..1000)
+        .filter_map(|_| std::net::UdpSocket::bind("127.0.0.1:0").ok())
+        .filter_map(|s| s.local_addr().ok())
         .map(|a| a.port())
-        .expect("a free port")
+        .find(|&port| port < 49152)
+        .expect("a free port below the relay range")
 }
 
 fn start_server(dir: &std::path::Path, turn_port: u16) -> Child {
@@ -71,7 +101,10 @@ fn start_server(dir: &std::path::Path, turn_port: u16) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
         .arg("--config")
         .arg(&config)
-        .env("CALLBOX_LOG", "warn")
+        .env(
+            "CALLBOX_LOG",
+            std::env::var("CALLBOX_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("server.log")).expect("server log"))
         .spawn()
@@ -103,28 +136,30 @@ fn request(method: u16, n: u32) -> Vec<u8> {
 
 struct Sample {
     at: Duration,
-    rss: u64,
+    mem: Resident,
     cpu_percent: f64,
 }
 
 fn sample(pid: u32, start: Instant, last: &mut (Instant, u64)) -> Sample {
-    let (rss, ticks) = usage(pid);
+    let (mem, ticks) = usage(pid);
     let secs = last.0.elapsed().as_secs_f64().max(0.001);
     // Linux reports CPU time in 1/100 s ticks (USER_HZ).
     let cpu_percent = (ticks.saturating_sub(last.1)) as f64 / secs;
     *last = (Instant::now(), ticks);
     Sample {
         at: start.elapsed(),
-        rss,
+        mem,
         cpu_percent,
     }
 }
 
 fn print(phase: &str, s: &Sample, sent: u64, answered: u64) {
     println!(
-        "{:>6.1}s  {phase:<6} rss {:>7} KiB  cpu {:>5.1}%  sent {sent:>8}  answered {answered:>7}",
+        "{:>6.1}s  {phase:<6} rss {:>7} KiB  anon {:>7} KiB  cpu {:>5.1}%  sent {sent:>8}  \
+         answered {answered:>7}",
         s.at.as_secs_f64(),
-        s.rss,
+        s.mem.rss,
+        s.mem.anon,
         s.cpu_percent
     );
 }
@@ -153,9 +188,9 @@ fn drain(sockets: &[UdpSocket]) -> u64 {
     n
 }
 
-/// Resident memory and CPU of one phase.
+/// Resident memory (peak) and CPU (mean) of one flood.
 struct Phase {
-    rss: u64,
+    mem: Resident,
     cpu_percent: f64,
 }
 
@@ -167,7 +202,8 @@ async fn flood(pid: u32, sockets: &[UdpSocket], rate: u64, flood_for: Duration) 
     let per_tick = (rate / 100).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut report = Instant::now();
-    let (mut sent, mut answered, mut n, mut peak) = (0u64, 0u64, 0u32, 0u64);
+    let (mut sent, mut answered, mut n) = (0u64, 0u64, 0u32);
+    let mut peak = Resident::default();
     while start.elapsed() < flood_for {
         tick.tick().await;
         for _ in 0..per_tick {
@@ -185,7 +221,7 @@ async fn flood(pid: u32, sockets: &[UdpSocket], rate: u64, flood_for: Duration) 
         if report.elapsed() >= Duration::from_secs(2) {
             answered += drain(sockets);
             let s = sample(pid, start, &mut last);
-            peak = peak.max(s.rss);
+            peak = peak.max(s.mem);
             print("flood", &s, sent, answered);
             report = Instant::now();
         }
@@ -194,11 +230,24 @@ async fn flood(pid: u32, sockets: &[UdpSocket], rate: u64, flood_for: Duration) 
     let cpu_percent = ticks as f64 / start.elapsed().as_secs_f64().max(0.001);
     (
         Phase {
-            rss: peak.max(usage(pid).0),
+            mem: peak.max(usage(pid).0),
             cpu_percent,
         },
         sent,
     )
+}
+
+/// Quiet for `quiet_for`, printing a sample every 5 s; the last sample (the server idle again).
+async fn quiet(pid: u32, start: Instant, quiet_for: Duration, sent: u64) -> Sample {
+    let quiet = Instant::now();
+    let mut last = (Instant::now(), usage(pid).1);
+    while quiet.elapsed() < quiet_for {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let s = sample(pid, start, &mut last);
+        print("quiet", &s, sent, 0);
+    }
+    // The last 5 s of the quiet phase: CPU with nothing to do.
+    sample(pid, start, &mut last)
 }
 
 #[tokio::main]
@@ -206,6 +255,9 @@ async fn main() {
     let flood_for = Duration::from_secs(env_or("CALLBOX_BENCH_SECS", 60).clamp(2, 600));
     let quiet_for = Duration::from_secs(env_or("CALLBOX_BENCH_QUIET", 45).clamp(20, 600));
     let rate = env_or("CALLBOX_BENCH_RATE", 20_000).clamp(100, 200_000);
+    // Two floods by default: the first one's leftovers may be one-time warm-up (thread stacks,
+    // pools); a leak shows as the second flood's "after" standing above the first one's.
+    let floods = env_or("CALLBOX_BENCH_FLOODS", 2).clamp(1, 5);
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_udp_port();
     let mut server = start_server(dir.path(), port);
@@ -223,36 +275,36 @@ async fn main() {
     }
     println!(
         "turn_flood: {SOURCES} sources x {SOCKETS_PER_SOURCE} sockets, {rate} datagrams/s for \
-         {flood_for:?}, then quiet for {quiet_for:?}"
+         {flood_for:?}, then quiet for {quiet_for:?}; {floods} time(s)"
     );
     print("idle", &idle, 0, 0);
     let sockets = sources(addr).await;
-    let (peak, sent) = flood(pid, &sockets, rate, flood_for).await;
-
-    let quiet = Instant::now();
-    let mut last = (Instant::now(), usage(pid).1);
-    while quiet.elapsed() < quiet_for {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let s = sample(pid, start, &mut last);
-        print("quiet", &s, sent, 0);
+    let mut rows = vec![("baseline (idle)".to_string(), idle.mem, idle.cpu_percent)];
+    let mut total = 0;
+    for round in 1..=floods {
+        let (peak, sent) = flood(pid, &sockets, rate, flood_for).await;
+        total += sent;
+        let after = quiet(pid, start, quiet_for, sent).await;
+        rows.push((format!("flood {round} (peak, mean cpu)"), peak.mem, peak.cpu_percent));
+        rows.push((format!("after flood {round}"), after.mem, after.cpu_percent));
     }
-    // The last 5 s of the quiet phase: CPU with nothing to do.
-    let after = sample(pid, start, &mut last);
-    let phases = [
-        ("baseline (idle)", idle.rss, idle.cpu_percent),
-        ("flood (peak rss, mean cpu)", peak.rss, peak.cpu_percent),
-        ("after the flood", after.rss, after.cpu_percent),
-    ];
-    println!("\n{:<28} {:>10} {:>7}", "phase", "rss KiB", "cpu %");
-    for (name, rss, cpu) in phases {
-        println!("{name:<28} {rss:>10} {cpu:>7.1}");
-    }
-    let back = after.rss as i64 - idle.rss as i64;
-    let risen = (peak.rss as i64 - idle.rss as i64).max(1);
     println!(
-        "after - baseline: {back:+} KiB ({:.0}% of the flood's rise); {sent} datagrams sent",
-        back as f64 * 100.0 / risen as f64
+        "\n{:<28} {:>9} {:>10} {:>7} {:>12} {:>13}",
+        "phase", "rss KiB", "anon KiB", "cpu %", "rss vs base", "anon vs base"
     );
+    for (name, mem, cpu) in &rows {
+        let rss = mem.rss as i64 - idle.mem.rss as i64;
+        let anon = mem.anon as i64 - idle.mem.anon as i64;
+        println!(
+            "{name:<28} {:>9} {:>10} {cpu:>7.1} {rss:>+12} {anon:>+13}",
+            mem.rss, mem.anon
+        );
+    }
+    println!("{total} datagrams sent");
     let _ = server.kill();
     let _ = server.wait();
+    // To read what the server logged (e.g. CALLBOX_LOG=warn,callbox::ops::memory=debug).
+    if let Ok(keep) = std::env::var("CALLBOX_BENCH_LOG") {
+        let _ = std::fs::copy(dir.path().join("server.log"), keep);
+    }
 }

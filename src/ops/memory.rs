@@ -32,22 +32,25 @@ pub async fn run(shutdown: CancellationToken) {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        if held_free_bytes().is_some_and(|free| free > TRIM_ABOVE) {
+        let heap = heap();
+        tracing::debug!(in_use = ?heap.map(|h| h.0), free = ?heap.map(|h| h.1), "heap");
+        if heap.is_some_and(|(_, free)| free > TRIM_ABOVE) {
             let _ = tokio::task::spawn_blocking(trim).await;
         }
     }
 }
 
-/// Bytes malloc holds that are free (`fordblks`), where the allocator says.
+/// Bytes malloc has handed out and not had back (`uordblks`), and bytes it holds that are
+/// free (`fordblks`), where the allocator says.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn held_free_bytes() -> Option<usize> {
+pub fn heap() -> Option<(usize, usize)> {
     // SAFETY: mallinfo2 takes no arguments and only reads the allocator's statistics.
     let info = unsafe { libc::mallinfo2() };
-    Some(info.fordblks)
+    Some((info.uordblks, info.fordblks))
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn held_free_bytes() -> Option<usize> {
+pub fn heap() -> Option<(usize, usize)> {
     None
 }
 
@@ -83,7 +86,7 @@ mod tests {
         // arena above the last kept block, so nearly all of it stays resident.
         let blocks: Vec<Vec<u8>> = (0..65_536).map(|i| vec![i as u8; 1024]).collect();
         let keep: Vec<Vec<u8>> = blocks.into_iter().step_by(1000).collect();
-        assert!(held_free_bytes().expect("glibc") > 32 << 20);
+        assert!(heap().expect("glibc").1 > 32 << 20);
         let before = rss_kib();
         trim();
         let after = rss_kib();
