@@ -285,7 +285,11 @@ async fn main() {
         let (peak, sent) = flood(pid, &sockets, rate, flood_for).await;
         total += sent;
         let after = quiet(pid, start, quiet_for, sent).await;
-        rows.push((format!("flood {round} (peak, mean cpu)"), peak.mem, peak.cpu_percent));
+        rows.push((
+            format!("flood {round} (peak, mean cpu)"),
+            peak.mem,
+            peak.cpu_percent,
+        ));
         rows.push((format!("after flood {round}"), after.mem, after.cpu_percent));
     }
     println!(
