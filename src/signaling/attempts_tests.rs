@@ -141,40 +141,14 @@ fn the_guard_counts_only_rooms_with_a_code_and_refuses_with_the_wait() {
     assert_eq!(guard.table().len(), 1);
 }
 
-/// Log lines written while a test runs, to count them.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[test]
 fn a_burst_of_wrong_codes_is_logged_once() {
     let guard = AccessGuard::new(HubConfig {
         global_code: Some("code".into()),
         ..HubConfig::default()
     });
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
     let t0 = Instant::now();
-    tracing::subscriber::with_default(subscriber, || {
+    let log = crate::signaling::test_log::logged_by(|| {
         for i in 0..30u64 {
             // One failure every 10 minutes minus a second: never quiet long enough to be
             // forgotten, so all thirty are one burst.
@@ -187,7 +161,6 @@ fn a_burst_of_wrong_codes_is_logged_once() {
             );
         }
     });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert_eq!(log.matches("wrong access codes").count(), 1, "{log}");
     assert!(
         log.contains("client=2001:db8::"),

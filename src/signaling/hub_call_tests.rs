@@ -172,27 +172,6 @@ fn a_leave_without_name_reaches_the_senders_call_partner() {
     assert!(f.send(bob, json!({"type":"leave"})).is_empty());
 }
 
-/// Log lines written while a test runs.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[test]
 fn the_call_log_measures_a_call_by_the_times_the_driver_passes() {
     use crate::signaling::protocol::{parse, Inbound};
@@ -204,20 +183,14 @@ fn the_call_log_measures_a_call_by_the_times_the_driver_passes() {
     let mut f = Fixture::new();
     let ann = f.login_mdn("lobby", "ann");
     let bob = f.login_mdn("lobby", "bob");
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
     let t0 = Instant::now();
-    tracing::subscriber::with_default(subscriber, || {
+    let log = crate::signaling::test_log::logged_by(|| {
         let offer = routed(json!({"type":"video-offer","target":"bob","sdp":{}}));
         f.hub.route_at(ann, offer, 1, t0);
         let answer = routed(json!({"type":"video-answer","target":"ann","sdp":{}}));
         f.hub.route_at(bob, answer, 2, t0 + Duration::from_secs(1));
         f.hub.disconnect_at(ann, t0 + Duration::from_secs(90));
     });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
         log.contains("duration_s=90") && log.contains("ended=\"disconnected\""),
         "{log}"

@@ -22,6 +22,8 @@ pub mod protocol;
 pub(crate) mod queue;
 mod room;
 pub mod switchboard;
+#[cfg(test)]
+mod test_log;
 pub(crate) mod wheel;
 mod writer;
 
