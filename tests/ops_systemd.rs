@@ -64,7 +64,9 @@ async fn ready_after_every_port_answers_then_watchdog_status_and_stopping_on_sig
         format!(
             "[server]\nlisten = \"127.0.0.1:{http}\"\n[metrics]\nlisten = \"\"\n\
              [turn]\nlisten_udp = [\"127.0.0.1:{turn_udp}\"]\nlisten_tcp = [\"127.0.0.1:{turn_tcp}\"]\n\
-             relay_port_min = 20000\nrelay_port_max = 20100\n"
+             relay_port_min = {relay_min}\nrelay_port_max = {relay_max}\n",
+            relay_min = common::TEST_RELAY_PORTS.start(),
+            relay_max = common::TEST_RELAY_PORTS.start() + 100,
         ),
     )
     .expect("write config");
@@ -75,12 +77,19 @@ async fn ready_after_every_port_answers_then_watchdog_status_and_stopping_on_sig
         .env("WATCHDOG_USEC", "400000")
         .env_remove("WATCHDOG_PID")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log"))
         .spawn()
         .expect("start callbox");
     let mut running = Running(child);
 
-    let ready = next_message(&socket, Duration::from_secs(20)).await;
+    let mut buf = vec![0u8; 4096];
+    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(20), socket.recv(&mut buf)).await
+    else {
+        let exited = running.0.try_wait().ok().flatten();
+        let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+        panic!("no READY within 20 s (exited: {exited:?}); callbox said:\n{log}");
+    };
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(ready.contains("READY=1\n"), "first notification: {ready:?}");
     assert!(ready.contains("STATUS=0 users online"), "{ready:?}");
     // Nothing may be sent before every listener is bound: at READY they all answer at once.
