@@ -23,7 +23,9 @@ impl Bucket {
     pub fn take(&mut self, cost: f64, rate: f64, burst: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.at = now;
+        // A caller may pass a `now` read before the last one (one clock read per batch of
+        // datagrams, say): going back would credit the same interval twice.
+        self.at = self.at.max(now);
         if self.tokens >= cost {
             self.tokens -= cost;
             true
@@ -53,5 +55,16 @@ mod tests {
         assert!(b.take(1.0, 2.0, 3.0, t0 + Duration::from_millis(500)));
         assert!(!b.is_full(2.0, 3.0, t0 + Duration::from_millis(500)));
         assert!(b.is_full(2.0, 3.0, t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_stale_now_does_not_credit_the_same_interval_twice() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        let mut b = Bucket::full(2.0, t1);
+        assert!(b.take(2.0, 1.0, 2.0, t1));
+        // A clock read taken before t1, then t1 again: no time has passed since t1.
+        assert!(!b.take(1.0, 1.0, 2.0, t0));
+        assert!(!b.take(1.0, 1.0, 2.0, t1));
     }
 }

@@ -161,7 +161,7 @@ impl Drop for PeerCap {
 mod tests {
     use super::*;
 
-    fn cap(max: usize, burst: f64) -> PeerCap {
+    fn cap(max: usize, burst: f64, now: Instant) -> PeerCap {
         let limits = TurnLimits {
             permissions_per_allocation: max,
             channels_per_allocation: max,
@@ -169,7 +169,7 @@ mod tests {
             peer_creations_per_sec: 1.0,
             ..TurnLimits::default()
         };
-        PeerCap::new(&limits, Instant::now())
+        PeerCap::new(&limits, now)
     }
 
     fn peer(i: u8) -> SocketAddr {
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn permissions_are_capped_and_refreshing_one_is_free() {
         let t0 = Instant::now();
-        let mut c = cap(3, 100.0);
+        let mut c = cap(3, 100.0, t0);
         for i in 0..3 {
             assert_eq!(c.permit(&[peer(i)], t0), Ok(()));
         }
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn channels_are_capped_and_counted_as_permissions_too() {
         let t0 = Instant::now();
-        let mut c = cap(2, 100.0);
+        let mut c = cap(2, 100.0, t0);
         assert_eq!(c.bind(0x4000, peer(1), t0), Ok(()));
         assert_eq!(c.bind(0x4001, peer(2), t0), Ok(()));
         assert_eq!(c.bind(0x4000, peer(1), t0), Ok(()), "a refresh");
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn creations_are_rate_limited() {
         let t0 = Instant::now();
-        let mut c = cap(100, 4.0);
+        let mut c = cap(100, 4.0, t0);
         for i in 0..4 {
             assert_eq!(c.permit(&[peer(i)], t0), Ok(()));
         }
