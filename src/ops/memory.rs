@@ -11,8 +11,9 @@
 //! C build and change every allocation's behaviour to fix what one call a few times a minute
 //! fixes; measured with the bench (60 s at 20 000 datagrams/s from 400 sockets: idle 8.2 MiB,
 //! peak 16.9 MiB, 9.9 MiB once the sessions ended), the trim brings RSS back. It runs only when
-//! glibc reports enough free-but-held bytes, on a blocking thread, so an idle server does
-//! nothing and a busy one never stalls a runtime worker.
+//! glibc reports enough free-but-held bytes and the heap changed since the last trim, on a
+//! blocking thread, so an idle server does nothing and a busy one never stalls a runtime
+//! worker.
 
 use std::time::Duration;
 
@@ -20,22 +21,32 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the free-but-held figure is looked at.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
-/// Free bytes held in the arenas above which a trim is worth its (sub-millisecond) cost.
-const TRIM_ABOVE: usize = 4 << 20;
+/// Free bytes held in the arenas below which a trim is not worth a look.
+const TRIM_ABOVE: usize = 1 << 20;
 
-/// Trims every [`TRIM_EVERY`] while glibc holds more than [`TRIM_ABOVE`] freed bytes, until
-/// `shutdown`.
+/// Whether the heap figures `now` (in use, free) call for a trim, given those of the last
+/// trim. A trim returns free pages but leaves their chunks in malloc's bins, so the free
+/// figure does not drop after it: a trim is due when enough is free and the heap has changed
+/// since the last one (an idle server trims once, then never again until something happens).
+/// A fixed threshold alone either missed a flood that left 3 MiB free, or trimmed forever.
+fn trim_due(now: (usize, usize), last_trim: Option<(usize, usize)>) -> bool {
+    now.1 > TRIM_ABOVE && last_trim != Some(now)
+}
+
+/// Trims every [`TRIM_EVERY`] when [`trim_due`] says so, until `shutdown`.
 pub async fn run(shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TRIM_EVERY);
+    let mut last_trim = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let heap = heap();
-        tracing::debug!(in_use = ?heap.map(|h| h.0), free = ?heap.map(|h| h.1), "heap");
-        if heap.is_some_and(|(_, free)| free > TRIM_ABOVE) {
+        let Some(now) = heap() else { return };
+        tracing::debug!(in_use = now.0, free = now.1, "heap");
+        if trim_due(now, last_trim) {
             let _ = tokio::task::spawn_blocking(trim).await;
+            last_trim = heap();
         }
     }
 }
@@ -68,6 +79,15 @@ pub fn trim() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trim_is_due_once_per_change_of_a_heap_with_enough_free() {
+        let mib = 1 << 20;
+        assert!(!trim_due((5 * mib, mib / 2), None));
+        assert!(trim_due((5 * mib, 3 * mib), None));
+        assert!(!trim_due((5 * mib, 3 * mib), Some((5 * mib, 3 * mib))));
+        assert!(trim_due((5 * mib, 3 * mib + 64), Some((5 * mib, 3 * mib))));
+    }
 
     /// Resident KiB of this process.
     fn rss_kib() -> u64 {
