@@ -29,6 +29,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    callbox::ops::memory::settle_allocator();
     let cli = Cli::parse();
     callbox::app::init_logging();
     let loaded = match &cli.command {

@@ -10,7 +10,7 @@ mod acme_cache;
 pub mod acme_challenges;
 mod acme_plan;
 pub mod certs;
-pub(crate) mod memory;
+pub mod memory;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 pub(crate) mod reload;
