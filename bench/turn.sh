@@ -11,6 +11,7 @@
 #   BENCH_SERVERS=callbox bash bench/turn.sh                    # one server only
 #   CALLBOX_BIN=/path/to/other/callbox bash bench/turn.sh         # another build of callbox
 #   BENCH_NO_BUILD=1 bash bench/turn.sh                          # use the binaries as built
+# Binaries are looked for under $CARGO_TARGET_DIR (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,10 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
   cargo build --release --quiet
   cargo build --release --quiet --bench turn_allocs
 fi
-allocs_bin=$(ls -t target/release/deps/turn_allocs-* | grep -v '\.d$' | head -1)
+# Honour the caller's target directory (a worktree builds into its own).
+target=${CARGO_TARGET_DIR:-target}
+CALLBOX_BIN=${CALLBOX_BIN:-$target/release/callbox}
+allocs_bin=$(ls -t "$target"/release/deps/turn_allocs-* | grep -v '\.d$' | head -1)
 
 PORT=${BENCH_TURN_PORT:-34780} PEER_PORT=${BENCH_PEER_PORT:-34800}
 RELAY_MIN=50000 RELAY_MAX=59999 SECRET=bench-secret-$RANDOM$RANDOM USER=bench PASS=benchpass
@@ -90,7 +94,7 @@ max_clients = 100000
 name = "$USER"
 password = "$PASS"
 TOML
-  CALLBOX_LOG=warn "${CALLBOX_BIN:-target/release/callbox}" --config "$work/callbox.toml" >/dev/null 2>&1 &
+  CALLBOX_LOG=warn "$CALLBOX_BIN" --config "$work/callbox.toml" >/dev/null 2>&1 &
   server=$!
 }
 
