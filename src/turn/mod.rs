@@ -14,6 +14,7 @@ pub(crate) mod limiter;
 pub mod limits;
 pub(crate) mod live;
 pub(crate) mod logins;
+mod mmsg;
 mod peer_cap;
 pub mod peer_policy;
 mod plan;

@@ -25,12 +25,17 @@ use super::fastpath::frame::{FRAME, HEADROOM, MAX_PAYLOAD};
 use super::fastpath::FastPath;
 use super::guard::AuthCell;
 use super::limiter::Bucket;
+use super::mmsg::RecvBatch;
 use super::peer_policy::PeerPolicy;
 use crate::lock::lock;
 
 /// Receive buffer asked for on a relay socket (the kernel doubles it, capped by
 /// `net.core.rmem_max`): the default 208 KiB overflowed under uclient's flood.
 const RELAY_RCVBUF: usize = 512 << 10;
+
+/// Datagrams one read of a relay socket takes: a peer's burst in a few calls, and
+/// 8 × 1.5 KiB per active allocation (the slots are made on its first datagram).
+const RELAY_BATCH: usize = 8;
 
 /// How a server binds relay sockets.
 #[derive(Debug, Clone)]
@@ -215,7 +220,7 @@ impl RelayCore {
     }
 
     /// A peer that is another of our relays, as the clients know it (advertised address).
-    fn as_advertised(&self, from: SocketAddr) -> SocketAddr {
+    pub fn as_advertised(&self, from: SocketAddr) -> SocketAddr {
         match self.hairpin {
             Some((ext, bound)) if from.ip() == bound && self.relay_ports.contains(&from.port()) => {
                 SocketAddr::new(ext, from.port())
@@ -287,23 +292,34 @@ impl Conn for RelayConn {
         Err(webrtc_util::Error::Other("use recv_from".into()))
     }
 
-    /// Relays what peers send until the relay closes; returns nothing to the crate.
+    /// Relays what peers send until the relay closes; returns nothing to the crate. Reads
+    /// with recvmmsg into slots with headroom for the header (`mmsg.rs`), made on the first
+    /// datagram so an idle allocation holds no batch.
     async fn recv_from(&self, _buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
-        let mut frame = [0u8; FRAME];
+        let mut batch: Option<RecvBatch> = None;
+        let mut frames = Vec::new();
+        let mut scratch = Vec::new();
         // Made once: a fresh `cancelled()` per datagram would register a waiter each time.
         let closed = self.closed.cancelled();
         tokio::pin!(closed);
         loop {
-            let payload = &mut frame[HEADROOM..HEADROOM + MAX_PAYLOAD];
-            let (n, from) = tokio::select! {
-                r = self.core.socket.recv_from(payload) => r?,
+            tokio::select! {
+                r = self.core.socket.readable() => r?,
                 _ = &mut closed => {
                     return Err(webrtc_util::Error::Other("relay closed".into()))
                 }
-            };
-            let from = self.core.as_advertised(from);
+            }
+            let batch = batch
+                .get_or_insert_with(|| RecvBatch::new(RELAY_BATCH, FRAME, HEADROOM, MAX_PAYLOAD));
+            match batch.recv(&self.core.socket) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                // Unconnected UDP reports no ICMP errors: this is the socket itself failing.
+                Err(e) => return Err(e.into()),
+            }
+            let now = Instant::now();
             self.fast
-                .relay_to_client(&self.core, &mut frame, n, from)
+                .relay_batch_to_client(&self.core, batch, &mut frames, &mut scratch, now)
                 .await;
         }
     }

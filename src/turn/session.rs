@@ -41,13 +41,27 @@ pub const MAX_MESSAGE: usize = 1500;
 pub trait Transport: Send + Sync + 'static {
     async fn send(&self, bytes: &[u8]) -> std::io::Result<()>;
     fn local_addr(&self) -> SocketAddr;
-    /// A datagram transport (no ChannelData padding, see [`Transport::send_now`]).
+    /// A datagram transport (no ChannelData padding).
     fn is_datagram(&self) -> bool {
         false
     }
-    /// Sends at once without waiting, where the transport can (a datagram socket).
-    fn send_now(&self, _bytes: &[u8]) -> Option<std::io::Result<()>> {
-        None
+    /// Sends the frames `base[range]` of one relay read, in order. This default (streams)
+    /// copies them into `scratch` and makes one write: one write per frame cost a system call
+    /// and a lock of the writer each.
+    async fn send_frames(
+        &self,
+        base: &[u8],
+        frames: &[std::ops::Range<usize>],
+        scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if let [one] = frames {
+            return self.send(&base[one.clone()]).await;
+        }
+        scratch.clear();
+        for r in frames {
+            scratch.extend_from_slice(&base[r.clone()]);
+        }
+        self.send(scratch).await
     }
 }
 

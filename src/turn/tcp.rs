@@ -9,7 +9,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
@@ -144,7 +144,7 @@ where
         match next {
             Ok(true) => {
                 waiting_first = false;
-                if handle.fast.relay_from_client(&frame).await {
+                if handle.fast.relay_from_client(&frame, Instant::now()).await {
                     continue;
                 }
                 if handle.inbound.send(frame.clone()).await.is_err() {

@@ -6,12 +6,15 @@
 //! (`fastpath/`) without a queue or a decode.
 //!
 //! The read loop drains the socket (up to [`BATCH`] datagrams) each time it is woken, rather
-//! than going back through `select!` and the reactor per datagram, and the socket's receive
-//! buffer is sized like coturn's so a burst from many clients waits in the kernel instead of
-//! being dropped there while the loop is not scheduled.
+//! than going back through `select!` and the reactor per datagram, reading them
+//! [`mmsg::MAX_BATCH`] at a time with recvmmsg (`mmsg.rs`) into buffers made once, and takes
+//! the time once per batch; the socket's receive buffer is sized like coturn's so a burst from
+//! many clients waits in the kernel instead of being dropped there while the loop is not
+//! scheduled.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,7 @@ use tokio::net::UdpSocket;
 
 use super::admission::Kind;
 use super::fastpath::frame;
+use super::mmsg::{self, RecvBatch};
 use super::quota::Counters;
 use super::session::{self, SessionEnv, SessionHandle, Transport, MAX_MESSAGE};
 use super::wire;
@@ -56,11 +60,14 @@ impl Transport for UdpTransport {
         true
     }
 
-    fn send_now(&self, bytes: &[u8]) -> Option<std::io::Result<()>> {
-        Some(match self.socket.try_send_to(bytes, self.peer) {
-            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Err(e),
-            _ => Ok(()),
-        })
+    /// One sendmmsg for a relay read's frames; those that find the buffer full are dropped.
+    async fn send_frames(
+        &self,
+        base: &[u8],
+        frames: &[Range<usize>],
+        _scratch: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        mmsg::send_batch(&self.socket, base, frames, self.peer).map(|_| ())
     }
 }
 
@@ -86,7 +93,8 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv) {
         env,
         sessions: HashMap::new(),
     };
-    let mut buf = vec![0u8; 2048];
+    // One byte more than a message may have, so an oversized datagram shows as such.
+    let mut batch = RecvBatch::new(mmsg::MAX_BATCH, MAX_MESSAGE + 1, 0, MAX_MESSAGE + 1);
     let mut sweep = tokio::time::interval(Duration::from_secs(5));
     // Made once: a fresh `cancelled()` per wakeup would register a waiter each time.
     let stop = shutdown.cancelled();
@@ -94,7 +102,7 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv) {
     loop {
         tokio::select! {
             // An error here is an ICMP error on some systems; it says nothing about us.
-            r = listener.socket.readable() => if r.is_ok() { listener.drain(&mut buf).await },
+            r = listener.socket.readable() => if r.is_ok() { listener.drain(&mut batch).await },
             _ = sweep.tick() => listener.sweep(),
             _ = &mut stop => break,
         }
@@ -106,13 +114,27 @@ pub async fn serve(socket: UdpSocket, env: SessionEnv) {
 
 impl Listener {
     /// Handles what the socket holds, up to [`BATCH`] datagrams, until it would block.
-    async fn drain(&mut self, buf: &mut [u8]) {
-        for _ in 0..BATCH {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, from)) if n <= MAX_MESSAGE => self.datagram(&buf[..n], from).await,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(_) => {} // ICMP errors again
+    async fn drain(&mut self, batch: &mut RecvBatch) {
+        let mut read = 0;
+        while read < BATCH {
+            let got = match batch.recv(&self.socket) {
+                Ok(0) => return, // drained, readiness cleared
+                Ok(got) => got,
+                Err(_) => {
+                    read += 1; // ICMP errors again (a bounded retry, as before)
+                    continue;
+                }
+            };
+            read += got;
+            let now = Instant::now();
+            for i in 0..got {
+                let (bytes, from) = batch.get(i);
+                if bytes.len() <= MAX_MESSAGE {
+                    self.datagram(bytes, from, now).await;
+                }
+            }
+            if got < mmsg::MAX_BATCH {
+                return; // a short batch: the socket is empty and tokio knows it
             }
         }
     }
@@ -122,17 +144,17 @@ impl Listener {
         super::admission::shrink_if_sparse(&mut self.sessions);
     }
 
-    async fn datagram(&mut self, bytes: &[u8], from: SocketAddr) {
+    async fn datagram(&mut self, bytes: &[u8], from: SocketAddr, now: Instant) {
         if frame::is_channel_data(bytes) || frame::is_send_indication(bytes) {
             // Relayed data: straight to the relay socket, never decoded as a whole message.
             if let Some(s) = self.sessions.get(&from).filter(|s| !s.ended.is_cancelled()) {
-                s.fast.relay_from_client(bytes).await;
+                s.fast.relay_from_client(bytes, now).await;
             }
             return;
         }
         let message = wire::parse(bytes);
         if let Some(m) = message.as_ref().filter(|m| is_binding_request(m)) {
-            return self.answer_binding(m, from);
+            return self.answer_binding(m, from, now);
         }
         if let Some(s) = self.sessions.get(&from) {
             if !s.ended.is_cancelled() {
@@ -148,9 +170,9 @@ impl Listener {
     }
 
     /// Binding answers need no session, only the source's budget.
-    fn answer_binding(&self, m: &Message, from: SocketAddr) {
+    fn answer_binding(&self, m: &Message, from: SocketAddr, now: Instant) {
         let from_ip = session::unmapped(from).ip();
-        if !self.env.shared.budgets.binding(from_ip, Instant::now()) {
+        if !self.env.shared.budgets.binding(from_ip, now) {
             return;
         }
         if let Some(reply) = wire::binding_response(m, session::unmapped(from)) {

@@ -19,6 +19,7 @@ pub mod frame;
 pub mod table;
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -26,6 +27,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::ServerState;
+use super::mmsg::RecvBatch;
 use super::quota::Counters;
 use super::relay::{RelayCore, RelaySettings};
 use super::session::Transport;
@@ -163,7 +165,8 @@ impl FastPath {
 
     /// Relays ChannelData or a Send indication from the client. False: `bytes` is neither
     /// (a control message, for the crate); true: relayed or dropped.
-    pub async fn relay_from_client(&self, bytes: &[u8]) -> bool {
+    /// `now`: the time of the read that brought it (taken once per batch).
+    pub async fn relay_from_client(&self, bytes: &[u8], now: Instant) -> bool {
         let (target, payload) = if frame::is_channel_data(bytes) {
             match frame::channel_data(bytes) {
                 Some((number, payload)) => (Target::Channel(number), payload),
@@ -177,15 +180,14 @@ impl FastPath {
         } else {
             return false;
         };
-        if let Some((relay, peer)) = self.route(target) {
+        if let Some((relay, peer)) = self.route(target, now) {
             relay.send_to_peer(payload, peer).await;
         }
         true
     }
 
     /// The relay socket and the peer a packet from the client goes to, if any.
-    fn route(&self, target: Target) -> Option<(Arc<RelayCore>, SocketAddr)> {
-        let now = Instant::now();
+    fn route(&self, target: Target, now: Instant) -> Option<(Arc<RelayCore>, SocketAddr)> {
         let check = |p| self.allowed(p);
         let mut s = self.table();
         let relay = s.relay.clone()?;
@@ -208,38 +210,56 @@ impl FastPath {
         Some((relay, peer))
     }
 
-    /// Relays `n` bytes received from `from` into `frame[HEADROOM..]` to the client, as
-    /// ChannelData if a channel is bound to `from`, else as a Data indication if its IP has
-    /// a permission; otherwise drops them.
-    pub async fn relay_to_client(
+    /// Relays one read of the relay socket to the client: each datagram (its payload at
+    /// `HEADROOM` in its slot) becomes ChannelData if a channel is bound to its source, else a
+    /// Data indication if the source's IP has a permission, else it is dropped. The frames are
+    /// built in place and leave in one call ([`Transport::send_frames`]: one sendmmsg on UDP,
+    /// one write on TCP/TLS); the table is locked once per read.
+    pub async fn relay_batch_to_client(
         &self,
         relay: &RelayCore,
-        frame: &mut [u8; frame::FRAME],
-        n: usize,
-        from: SocketAddr,
+        batch: &mut RecvBatch,
+        frames: &mut Vec<Range<usize>>,
+        scratch: &mut Vec<u8>,
+        now: Instant,
     ) {
-        let now = Instant::now();
         let check = |p| self.allowed(p);
-        let channel = {
+        frames.clear();
+        {
             let mut s = self.table();
-            match s.table.channel_of(from, now, &check) {
-                Some(number) => Some(number),
-                None if s.table.permitted(from, now, &check) == Some(true) => None,
-                None => return,
+            for i in 0..batch.count() {
+                let start = batch.slot_start(i);
+                let (slot, n, from) = batch.slot_mut(i);
+                let from = relay.as_advertised(from);
+                let channel = match s.table.channel_of(from, now, &check) {
+                    Some(number) => Some(number),
+                    None if s.table.permitted(from, now, &check) == Some(true) => None,
+                    None => continue,
+                };
+                if !relay.take_from_peer(n) {
+                    continue;
+                }
+                let Ok(slot) = <&mut [u8; frame::FRAME]>::try_from(slot) else {
+                    continue;
+                };
+                let base = slot.as_ptr() as usize;
+                let bytes = match channel {
+                    Some(number) => frame::channel_frame(slot, n, number, self.stream),
+                    None => frame::data_frame(slot, n, from, self.next_txid()),
+                };
+                let at = start + (bytes.as_ptr() as usize - base);
+                frames.push(at..at + bytes.len());
             }
-        };
-        if !relay.take_from_peer(n) {
+        }
+        if frames.is_empty() {
             return;
         }
-        let bytes = match channel {
-            Some(number) => frame::channel_frame(frame, n, number, self.stream),
-            None => frame::data_frame(frame, n, from, self.next_txid()),
-        };
-        let sent = match self.client.send_now(bytes) {
-            Some(r) => r.is_ok(),
-            None => self.client.send(bytes).await.is_ok(),
-        };
-        if !sent {
+        if self
+            .client
+            .send_frames(batch.bytes(), frames, scratch)
+            .await
+            .is_err()
+        {
             // A dead or stuck client: end its session rather than keep relaying into it.
             self.ended.cancel();
         }
