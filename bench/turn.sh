@@ -2,7 +2,9 @@
 # callbox's TURN relay against coturn (Debian's `turnserver`), same load for both: coturn's own
 # `turnutils_uclient` with `turnutils_peer` as the echo peer, on loopback, on the same ports,
 # one server at a time. Prints coturn | callbox | ratio for server CPU per relayed message
-# (utime + stime from /proc/PID/stat, 10 ms ticks; a relayed message is one datagram crossing
+# (on-CPU nanoseconds of all the server's threads, /proc/PID/task/*/schedstat: a row relays
+# only a few thousand messages, so 10 ms ticks would quantise it to ~1 µs/msg; a relayed
+# message is one datagram crossing
 # the relay, so an echoed message counts twice), relayed messages per second (wall time of
 # the uclient run, connect included) and loss; then allocations per second and memory per
 # allocation (benches/turn_allocs.rs). A few minutes in all.
@@ -56,7 +58,9 @@ declare -A ROW=(
 ORDER="udp-ch-1-100 udp-ch-10-100 udp-ch-50-100 udp-ch-50-1000 udp-send-50-100 udp-send-10-1000 udp-flood tcp-ch-10-100 tcp-ch-50-100 tcp-flood"
 ROWS=${BENCH_ROWS:-$ORDER}
 
-ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+# On-CPU ns of every live thread of $1 (a thread that ends mid-row takes its share with it:
+# both servers keep their worker threads for the whole run).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 50); do ss -Hlun "sport = :$PORT" | grep -q . && return 0; sleep 0.1; done
   echo "bench/turn.sh: nothing listens on $PORT" >&2; return 1; }
@@ -111,20 +115,20 @@ run_matrix() {
     # not delete them), and callbox holds at most 64 UDP sessions per client address.
     r=$((r + 1))
     read -r procs args <<<"${ROW[$row]}"
-    t0=$(ticks "$server"); w0=$(date +%s.%N)
+    t0=$(cpu_ns "$server"); w0=$(date +%s.%N)
     for i in $(seq "$procs"); do
       timeout 120 turnutils_uclient -p "$PORT" "$@" -L "127.0.$r.1$i" -e 127.0.0.2 \
         -r "$PEER_PORT" -c $args 127.0.0.1 > "$work/out.$i" 2>&1 &
       up+=($!)
     done
     wait "${up[@]}" || true
-    t1=$(ticks "$server"); w1=$(date +%s.%N)
+    t1=$(cpu_ns "$server"); w1=$(date +%s.%N)
     cat "$work"/out.* | awk -v row="$row" -v dt=$((t1 - t0)) -v w0="$w0" -v w1="$w1" '
       /tot_send_msgs=.*tot_recv_msgs=/ && !/msz=/ { gsub(/[^0-9 =]/, " "); split($0, f, "=");
         split(f[2], s, " "); split(f[3], r, " "); sent += s[1]; msgs += s[1] + r[1] }
       /Total lost packets/ { lost += $6 }
       END { if (msgs == 0) { print row "\tfail\tfail\tfail"; exit }
-        printf "%s\t%.1f\t%.0f\t%.2f\n", row, dt * 10000 / msgs, msgs / (w1 - w0),
+        printf "%s\t%.2f\t%.0f\t%.2f\n", row, dt / 1000 / msgs, msgs / (w1 - w0),
           100 * lost / sent }' >> "$work/$name.tsv"
     rm -f "$work"/out.*
     echo "  $name $(tail -1 "$work/$name.tsv")" >&2
