@@ -25,7 +25,9 @@ fn start_callbox(dir: &std::path::Path, n: usize) -> (Child, Target) {
          [turn]\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = [\"127.0.0.1:0\"]\n"
     );
     std::fs::write(&config, text).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
+    // CALLBOX_BIN: another build of callbox (e.g. a baseline kept aside) under the same load.
+    let bin = std::env::var("CALLBOX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_callbox").into());
+    let mut child = Command::new(bin)
         .arg("--config")
         .arg(&config)
         .env("CALLBOX_LOG", "warn")
@@ -107,8 +109,9 @@ async fn main() {
     let sizes = sizes();
     let mut rows = Vec::new();
     for &n in &sizes {
-        // Latency and saturation once, at 1000 users (or the largest size below that).
-        let full = n == 1000 || (sizes.len() == 1);
+        // Latency and saturation once, at 1000 users (or the largest size below that);
+        // BENCH_IDLE_ONLY=1 skips them (login and idle memory only).
+        let full = (n == 1000 || sizes.len() == 1) && std::env::var_os("BENCH_IDLE_ONLY").is_none();
         let ours = measure(|n| Some(start_callbox(dir.path(), n)), n, full).await;
         let theirs = measure(|_| start_node(free_port()), n, full).await;
         rows.push((n, ours, theirs));
