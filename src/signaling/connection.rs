@@ -8,22 +8,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use hyper_util::rt::TokioIo;
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, Utf8Bytes};
 
 use super::attempts::AccessGuard;
+use super::handshake::Handshake;
 use super::hub::{ConnId, Outbound};
 use super::limits::{PerIpLimit, RateLimit, RateVerdict};
 use super::protocol::{self, ErrorCode, Inbound, LoginRequest, ServerMsg};
 use super::queue;
 use super::switchboard::{Mailbox, Switchboard};
-use super::writer::{frame_for, write_loop};
+use super::wire::{FrameWriter, ReadSide, ReplyPipe};
+use super::writer::{closing, write_loop};
 use super::{names, IceServerSource, SignalingConfig};
 
 /// Queue slots kept free before handling a client's frame: the most one frame can queue for
@@ -59,17 +64,27 @@ pub struct WsQuery {
 /// 2 KiB made the read buffer the second-largest thing an idle connection held (heaptrack).
 const READ_BUFFER: usize = 512;
 
+/// The upgraded socket, as hyper hands it over.
+type Io = TokioIo<hyper::upgrade::Upgraded>;
+/// tungstenite reads the client's frames; its own writes go nowhere ([`ReadSide`]).
+pub(super) type Reader = WebSocketStream<ReadSide<ReadHalf<Io>>>;
+/// callbox writes the frames to the client.
+pub(super) type Writer = FrameWriter<WriteHalf<Io>>;
+
 /// `GET /ws[?room=R]`.
 pub async fn upgrade(
     State(shared): State<Arc<EdgeShared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
-    headers: HeaderMap,
     // The web listener's slot: an upgraded socket keeps counting against its limits.
     listener_slot: Option<axum::Extension<crate::web::limits::ConnectionSlot>>,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
-    if !origin_allowed(&headers, &shared.allowed_origins) {
+    let handshake = match Handshake::check(&mut req) {
+        Ok(handshake) => handshake,
+        Err(refused) => return refused,
+    };
+    if !origin_allowed(req.headers(), &shared.allowed_origins) {
         crate::counters::SIGNALING.refused.bump("origin");
         tracing::debug!(%peer, "WebSocket refused: foreign Origin");
         return (StatusCode::FORBIDDEN, "Origin not allowed\n").into_response();
@@ -88,29 +103,34 @@ pub async fn upgrade(
         tracing::info!(%peer, "WebSocket refused: too many connections from this address");
         return (StatusCode::TOO_MANY_REQUESTS, "Too many connections\n").into_response();
     };
-    let max = config.max_frame_bytes;
-    let token = shared.tasks.token();
-    // tungstenite's default buffers (128 KiB each) would make every idle signaling connection
-    // cost ~140 KiB; these messages are small, and the read buffer still grows to `max` for a
-    // large one (benches/signaling_load.rs prints the cost per connection).
-    ws.protocols(["json"])
-        .max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .on_failed_upgrade(move |err| tracing::debug!(%peer, "WebSocket upgrade failed: {err}"))
-        .on_upgrade(move |socket| {
-            // Split before the task's future is built: the WebSocket (~370 bytes) then lives
-            // once, inside the halves' shared allocation, instead of as a copy in every state
-            // of this future and of `run`'s (type sizes showed three).
-            let halves = socket.split();
-            async move {
-                run(halves, shared, &config, room, peer).await;
-                drop(slot);
-                drop(listener_slot);
-                drop(token);
+    let response = handshake.response();
+    let on_upgrade = handshake.on_upgrade;
+    let tasks = shared.tasks.clone();
+    tasks.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(err) => {
+                tracing::debug!(%peer, "WebSocket upgrade failed: {err}");
+                return;
             }
-        })
+        };
+        let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+        let max = config.max_frame_bytes;
+        // tungstenite's default read buffer (128 KiB) would make every idle connection cost
+        // that much; these messages are small, and the buffer still grows to `max` for a
+        // large one (benches/signaling_vs_node.rs prints the cost per connection).
+        let ws_config = WebSocketConfig::default()
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max))
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0);
+        let reader =
+            WebSocketStream::from_raw_socket(ReadSide(read), Role::Server, Some(ws_config)).await;
+        run(reader, FrameWriter::new(write), shared, &config, room, peer).await;
+        drop(slot);
+        drop(listener_slot);
+    });
+    response
 }
 
 /// A missing Origin (not a browser) is allowed; a browser must come from our own page.
@@ -168,10 +188,16 @@ impl LastHeard {
     }
 }
 
-type Halves = (SplitSink<WebSocket, Message>, SplitStream<WebSocket>);
+/// What the reading side hands the writing side: pongs while the connection runs, and the
+/// client's close (to echo) when it ends.
+pub(super) struct FromReader {
+    pub heard: LastHeard,
+    pub replies: ReplyPipe,
+}
 
 async fn run(
-    (mut sink, mut stream): Halves,
+    mut reader: Reader,
+    mut writer: Writer,
     shared: Arc<EdgeShared>,
     config: &SignalingConfig,
     room: String,
@@ -185,61 +211,33 @@ async fn run(
     };
     let conn = shared.switchboard.connect(&room, mailbox).await;
     tracing::info!(conn = conn.0, %peer, room = %room, "WebSocket connected");
-    let heard = LastHeard::new();
+    let from_reader = FromReader {
+        heard: LastHeard::new(),
+        replies: ReplyPipe::default(),
+    };
+    // The client's Close frame (its code may be absent), once it sent one.
+    let mut client_close: Option<Option<CloseFrame>> = None;
     let end = tokio::select! {
-        end = read_loop(&mut stream, &tx, (conn, &room, peer), (&shared, config), &heard) => end,
-        end = write_loop(&mut sink, &mut rx, conn, &shared, &heard, &overflow) => end,
+        end = read_loop(
+            &mut reader, &tx, (conn, &room, peer), (&shared, config), (&from_reader, &mut client_close),
+        ) => end,
+        end = write_loop(&mut writer, &mut rx, conn, &shared, &from_reader, &overflow) => end,
     };
     shared.switchboard.logout(conn).await;
     shared.ice.revoke(conn);
     tracing::info!(conn = conn.0, ?end, "WebSocket disconnected");
-    let close = match end {
-        End::Shutdown => Some((1001, "going away")),
-        End::TooBig => Some((1009, "message too big")),
-        End::Flood => Some((1008, "rate limit exceeded")),
-        End::PongTimeout => Some((1001, "ping timeout")),
-        End::Server { code, reason } => Some((code, reason)),
-        End::ClientClosed => {
-            // Sends the close reply tungstenite queued when the client's Close arrived.
-            let _ = tokio::time::timeout(shared.close_wait, sink.close()).await;
-            None
-        }
-        End::Broken | End::CutOff => None,
-    };
-    let Some((code, reason)) = close else {
-        return;
-    };
-    let closing = async {
-        if matches!(end, End::TooBig | End::Flood | End::Shutdown) {
-            // What was already queued (e.g. replies to the frames before the flood) goes first.
-            loop {
-                let frame = match rx.try_recv() {
-                    Some(Outbound::Msg(msg)) => frame_for(*msg, &shared, None),
-                    Some(Outbound::Frame(text)) => Message::Text(text),
-                    Some(Outbound::Close { .. }) | None => break,
-                };
-                sink.feed(frame).await?;
-            }
-        }
-        let reason = reason.into();
-        sink.send(Message::Close(Some(CloseFrame { code, reason })))
-            .await
-    };
-    if let Ok(Ok(())) = tokio::time::timeout(shared.close_wait, closing).await {
-        // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
-        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-        let _ = tokio::time::timeout(shared.close_wait, drain).await;
-    }
+    // Boxed: only a closing connection needs this state, so idle ones do not carry its size.
+    Box::pin(closing(end, client_close, (reader, writer), rx, &shared)).await;
 }
 
 /// Reads the client's frames until the connection ends: each passes the reply room, then the
 /// rate limit, then goes to the switchboard.
 async fn read_loop(
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut Reader,
     own_mailbox: &queue::Sender,
     (conn, room, peer): (ConnId, &str, SocketAddr),
     (shared, config): (&EdgeShared, &SignalingConfig),
-    heard: &LastHeard,
+    (to_writer, client_close): (&FromReader, &mut Option<Option<CloseFrame>>),
 ) -> End {
     let mut limit = RateLimit::new(
         config.messages_per_second,
@@ -247,9 +245,12 @@ async fn read_loop(
         std::time::Instant::now(),
     );
     loop {
-        let frame = match next_frame(stream, conn, heard).await {
+        let frame = match next_frame(stream, conn, to_writer).await {
             Ok(frame) => frame,
-            Err(end) => return end,
+            Err((end, close)) => {
+                *client_close = close;
+                return end;
+            }
         };
         // Replies to this client's own frames must not overflow its queue just because its
         // frames arrive faster than this task writes: wait for room (the writer times out a
@@ -258,32 +259,41 @@ async fn read_loop(
             return End::CutOff;
         }
         match within_rate(&mut limit, shared, conn).await {
-            Ok(true) => handle_frame(frame, shared, (conn, room, peer)).await,
+            // Boxed: a login's state is large and short-lived; an idle connection waits in
+            // `next_frame` without carrying it.
+            Ok(true) => Box::pin(handle_frame(frame, shared, (conn, room, peer))).await,
             Ok(false) => {}
             Err(end) => return end,
         }
     }
 }
 
-/// The next Text frame (or `None` for a Binary one), or how the connection ended. Every frame
-/// counts as hearing from the client; pings and pongs only count.
+/// The next Text frame (or `None` for a Binary one), or how the connection ended (with the
+/// client's Close frame if it sent one). Every frame counts as hearing from the client; pings
+/// and pongs only count, and a ping's pong goes to the writer.
 async fn next_frame(
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut Reader,
     conn: ConnId,
-    heard: &LastHeard,
-) -> Result<Option<Utf8Bytes>, End> {
+    to_writer: &FromReader,
+) -> Result<Option<Utf8Bytes>, (End, Option<Option<CloseFrame>>)> {
     loop {
         let frame = match stream.next().await {
-            None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
-            Some(Err(err)) => return Err(read_error(conn, err)),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                heard.touch();
+            None => return Err((End::ClientClosed, None)),
+            Some(Ok(Message::Close(frame))) => return Err((End::ClientClosed, Some(frame))),
+            Some(Err(err)) => return Err((read_error(conn, err), None)),
+            Some(Ok(Message::Ping(payload))) => {
+                to_writer.heard.touch();
+                to_writer.replies.ping(payload);
+                continue;
+            }
+            Some(Ok(Message::Pong(_) | Message::Frame(_))) => {
+                to_writer.heard.touch();
                 continue;
             }
             Some(Ok(Message::Text(text))) => Some(text),
             Some(Ok(Message::Binary(_))) => None,
         };
-        heard.touch();
+        to_writer.heard.touch();
         return Ok(frame);
     }
 }
@@ -357,12 +367,8 @@ async fn login(shared: &EdgeShared, conn: ConnId, room: &str, peer: SocketAddr, 
     shared.access.after_login(room, peer.ip(), result, now);
 }
 
-fn read_error(conn: ConnId, err: axum::Error) -> End {
-    let too_big = err
-        .into_inner()
-        .downcast::<tungstenite::Error>()
-        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
-    if too_big {
+fn read_error(conn: ConnId, err: tungstenite::Error) -> End {
+    if matches!(err, tungstenite::Error::Capacity(_)) {
         tracing::info!(conn = conn.0, "closing: frame over the size limit");
         End::TooBig
     } else {

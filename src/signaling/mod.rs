@@ -12,6 +12,7 @@ pub(crate) mod attempts;
 pub(crate) mod call_log;
 pub mod cluster;
 pub(crate) mod connection;
+mod handshake;
 pub mod hub;
 pub(crate) mod limits;
 pub mod live;
@@ -25,6 +26,7 @@ pub mod switchboard;
 #[cfg(test)]
 mod test_log;
 pub(crate) mod wheel;
+mod wire;
 mod writer;
 
 use std::sync::Arc;

@@ -200,11 +200,12 @@ impl ServerMsg {
         self.to_json().to_string()
     }
 
-    /// [`ServerMsg::to_text`] without copying a relayed body first (the hot path).
-    pub fn into_text(self) -> String {
+    /// [`ServerMsg::to_text`] appended to `buf`, without copying a relayed body first (the
+    /// hot path: the socket edge serialises straight into the frame it writes).
+    pub fn write_text(&self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
         match self {
-            ServerMsg::Relay(body) => Value::Object(body).to_string(),
-            other => other.to_text(),
+            ServerMsg::Relay(body) => serde_json::to_writer(buf, body),
+            other => serde_json::to_writer(buf, &other.to_json()),
         }
     }
 }

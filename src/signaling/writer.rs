@@ -1,30 +1,36 @@
-//! The socket edge's writing half: one task per connection moves queued frames to the
-//! WebSocket, in batches under load, and owns the connection's ping (driven by the shared
-//! [`super::wheel::PingWheel`], not a timer of its own) and its TURN credential refresh. Split from [`super::connection`] so each half stays readable.
+//! The socket edge's writing half: one task per connection moves queued messages to the
+//! client through callbox's own [`FrameWriter`] (a batch per write under load, no buffer
+//! held while idle), answers the client's pings, owns the connection's ping (driven by the
+//! shared [`super::wheel::PingWheel`], not a timer of its own) and its TURN credential
+//! refresh, and closes the connection with the right code. Split from [`super::connection`]
+//! so each half stays readable.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::stream::SplitSink;
-use futures_util::SinkExt;
-use tokio::time::Instant;
+use futures_util::StreamExt;
+use tokio::io::AsyncWrite;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+use tungstenite::protocol::CloseFrame;
 
-use super::connection::{EdgeShared, End, LastHeard};
+use super::connection::{EdgeShared, End, FromReader, LastHeard, Reader, Writer};
 use super::hub::{ConnId, Outbound};
 use super::protocol::ServerMsg;
 use super::queue;
+use super::wire::FrameWriter;
 
 /// Credentials are refreshed when this fraction of their lifetime has passed.
 const REFRESH_AT: f64 = 0.8;
 /// Floor for the refresh period, so a tiny ttl cannot make a busy loop.
 const MIN_REFRESH: Duration = Duration::from_secs(1);
+/// Most messages written in one go.
+const BATCH: usize = 32;
 
-/// Serializes one message; a login success gets fresh ICE credentials for its connection's
-/// login here, and the time to refresh them is noted in `refresh` (a frame flushed while
 /// At a beat: has the ping sent at `*unanswered` gone without any frame from the client for
 /// `pong_timeout`? Otherwise notes that a ping goes out now (if none is waiting) and forgets a
-/// ping the client has answered since (any frame counts, as tungstenite answers in order).
+/// ping the client has answered since (any frame counts, as clients answer in order).
 fn pong_overdue(
     unanswered: &mut Option<Instant>,
     heard: &LastHeard,
@@ -45,28 +51,65 @@ fn pong_overdue(
     }
 }
 
-/// closing gets none: the login is already revoked).
-pub(super) fn frame_for(
-    mut msg: ServerMsg,
+/// When to push fresh ICE credentials for this connection's login: one timer, armed at the
+/// login and moved at each refresh (not a new timer per loop turn).
+#[derive(Default)]
+pub(super) struct Refresh(Option<Pin<Box<Sleep>>>);
+
+impl Refresh {
+    fn after(&mut self, ttl: Duration) {
+        let at = Instant::now() + refresh_after(ttl);
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.0 = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    async fn due(&mut self) {
+        match &mut self.0 {
+            Some(sleep) => sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Encodes one queued item as a frame; a close is handed back as the end it asks for. A
+/// login success gets fresh ICE credentials for its connection's login here, and its refresh
+/// is armed (a message encoded while closing gets none: the login is already revoked).
+pub(super) fn encode<W: AsyncWrite + Unpin>(
+    out: Outbound,
+    writer: &mut FrameWriter<W>,
     shared: &EdgeShared,
-    refresh: Option<(&mut Option<Instant>, ConnId)>,
-) -> Message {
+    refresh: Option<(&mut Refresh, ConnId)>,
+) -> Option<End> {
+    let mut msg = match out {
+        Outbound::Close { code, reason } => return Some(End::Server { code, reason }),
+        Outbound::Frame(text) => {
+            writer.text(text.as_str());
+            return None;
+        }
+        Outbound::Msg(msg) => *msg,
+    };
     if let ServerMsg::LoginOk { ice, room, .. } = &mut msg {
         if let Some((refresh, conn)) = refresh {
+            tracing::info!(conn = conn.0, "logged in");
             let grant = shared.ice.ice_servers_in(conn, room);
-            *refresh = Some(Instant::now() + refresh_after(grant.ttl));
+            refresh.after(grant.ttl);
             *ice = Some(grant);
         }
     }
-    Message::Text(msg.into_text().into())
+    if let Err(err) = writer.text_with(|buf| msg.write_text(buf)) {
+        tracing::error!("a server message did not serialise: {err}");
+    }
+    None
 }
 
 pub(super) async fn write_loop(
-    sink: &mut SplitSink<WebSocket, Message>,
+    writer: &mut Writer,
     rx: &mut queue::Receiver,
     conn: ConnId,
     shared: &EdgeShared,
-    heard: &LastHeard,
+    from_reader: &FromReader,
     overflow: &CancellationToken,
 ) -> End {
     // Restart-only like the wheel's period: reload keeps the start-up value in `config`.
@@ -74,59 +117,61 @@ pub(super) async fn write_loop(
     // The shared ping wheel beats once per ping interval: a ping, or the end of a silent client.
     let mut beat = shared.wheel.subscribe();
     let stuck_beats = beats_within(pong_timeout, shared.wheel.period());
-    // When to push fresh ICE credentials for this connection's login.
-    let mut refresh: Option<Instant> = None;
+    let mut refresh = Refresh::default();
     // When the oldest ping still unanswered went out: the client has `pong_timeout` from then
     // (measuring silence since the last frame instead would leave a pong only the timeout
     // minus one ping interval, as the last frame may be the pong of the ping before).
     let mut unanswered: Option<Instant> = None;
+    // Made once, not per loop turn: each registers a waiter with its token when first polled.
+    let shutdown = shared.shutdown.cancelled();
+    let cut_off = overflow.cancelled();
+    tokio::pin!(shutdown, cut_off);
     loop {
-        let refresh_at = refresh;
-        let frame = tokio::select! {
+        let mut close = tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => return End::Shutdown,
-            _ = overflow.cancelled() => return End::CutOff,
+            _ = &mut shutdown => return End::Shutdown,
+            _ = &mut cut_off => return End::CutOff,
+            payload = from_reader.replies.pong() => {
+                writer.pong(&payload);
+                None
+            }
             out = rx.recv() => match out {
                 None => return End::CutOff,
-                Some(Outbound::Close { code, reason }) => return End::Server { code, reason },
-                Some(Outbound::Frame(text)) => Message::Text(text),
-                Some(Outbound::Msg(msg)) => login_frame(*msg, conn, shared, &mut refresh),
+                Some(out) => encode(out, writer, shared, Some((&mut refresh, conn))),
             },
             _ = beat.next() => {
-                if pong_overdue(&mut unanswered, heard, pong_timeout, Instant::now()) {
+                if pong_overdue(&mut unanswered, &from_reader.heard, pong_timeout, Instant::now()) {
                     tracing::info!(conn = conn.0, "no pong: closing");
                     return End::PongTimeout;
                 }
-                Message::Ping(Default::default())
+                writer.ping();
+                None
             }
-            _ = sleep_until_some(refresh_at) => {
+            _ = refresh.due() => {
                 let grant = shared.ice.ice_servers_for(conn);
-                refresh = Some(Instant::now() + refresh_after(grant.ttl));
-                Message::Text(ServerMsg::IceServers(grant).to_text().into())
+                refresh.after(grant.ttl);
+                writer.text(&ServerMsg::IceServers(grant).to_text());
+                None
             }
         };
         // Under load, what else is queued goes out in the same write (one syscall per batch).
-        let (batch, close) = take_batch(frame, rx, |msg| {
-            login_frame(msg, conn, shared, &mut refresh)
-        });
-        let send_all = async {
-            for frame in batch {
-                sink.feed(frame).await?;
-            }
-            sink.flush().await
-        };
-        tokio::pin!(send_all);
-        // A client that does not read blocks this send; its mailbox then overflows, or, if
-        // nobody writes to it, the send gives up after the pong timeout's worth of beats.
+        let mut taken = 1;
+        while close.is_none() && taken < BATCH {
+            let Some(out) = rx.try_recv() else { break };
+            close = encode(out, writer, shared, Some((&mut refresh, conn)));
+            taken += 1;
+        }
+        // A client that does not read blocks this write; its mailbox then overflows, or, if
+        // nobody writes to it, the write gives up after the pong timeout's worth of beats.
         let mut beats = 0;
         loop {
             tokio::select! {
-                sent = &mut send_all => match sent {
+                sent = writer.flush() => match sent {
                     Ok(()) => break,
                     Err(_) => return End::Broken,
                 },
-                _ = shared.shutdown.cancelled() => return End::Shutdown,
-                _ = overflow.cancelled() => return End::CutOff,
+                _ = &mut shutdown => return End::Shutdown,
+                _ = &mut cut_off => return End::CutOff,
                 _ = beat.next() => {
                     beats += 1;
                     if beats >= stuck_beats {
@@ -135,10 +180,65 @@ pub(super) async fn write_loop(
                 }
             }
         }
+        if taken < BATCH {
+            // The queue is drained: the connection may now stay idle, without a buffer.
+            writer.release();
+        }
         if let Some(end) = close {
             return end;
         }
     }
+}
+
+/// Ends the connection as `end` says: a close frame with its code after what was already
+/// queued, the echo of the client's close, or nothing for a broken socket. Each step waits at
+/// most the shared close wait.
+pub(super) async fn closing(
+    end: End,
+    client_close: Option<Option<CloseFrame>>,
+    (mut reader, mut writer): (Reader, Writer),
+    mut rx: queue::Receiver,
+    shared: &EdgeShared,
+) {
+    let (code, reason) = match end {
+        End::Shutdown => (1001, "going away"),
+        End::TooBig => (1009, "message too big"),
+        End::Flood => (1008, "rate limit exceeded"),
+        End::PongTimeout => (1001, "ping timeout"),
+        End::Server { code, reason } => (code, reason),
+        End::ClientClosed => {
+            if let Some(frame) = client_close {
+                // The echo carries the client's code and reason (tungstenite has already
+                // replaced a code a client may not send with 1002).
+                writer.close(
+                    frame
+                        .as_ref()
+                        .map(|f| (u16::from(f.code), f.reason.as_str())),
+                );
+                let _ = within(shared.close_wait, writer.flush()).await;
+            }
+            return;
+        }
+        End::Broken | End::CutOff => return,
+    };
+    if matches!(end, End::TooBig | End::Flood | End::Shutdown) {
+        // What was already queued (e.g. replies to the frames before the flood) goes first.
+        while let Some(out) = rx.try_recv() {
+            if encode(out, &mut writer, shared, None).is_some() {
+                break;
+            }
+        }
+    }
+    writer.close(Some((code, reason)));
+    if let Some(Ok(())) = within(shared.close_wait, writer.flush()).await {
+        // Wait (briefly) for the client's Close so the close frame is not lost to a reset.
+        let drain = async { while let Some(Ok(_)) = reader.next().await {} };
+        let _ = within(shared.close_wait, drain).await;
+    }
+}
+
+async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    tokio::time::timeout(limit, future).await.ok()
 }
 
 /// Beats of `period` that cover `timeout` (at least one).
@@ -150,51 +250,8 @@ fn beats_within(timeout: Duration, period: Duration) -> u32 {
         .clamp(1, u32::MAX as u128) as u32
 }
 
-/// Most frames written in one go.
-const BATCH: usize = 32;
-
-/// `first` and the frames queued behind it; `to_frame` serialises a typed message.
-fn take_batch(
-    first: Message,
-    rx: &mut queue::Receiver,
-    mut to_frame: impl FnMut(ServerMsg) -> Message,
-) -> (Vec<Message>, Option<End>) {
-    let mut batch = vec![first];
-    while batch.len() < BATCH {
-        match rx.try_recv() {
-            Some(Outbound::Frame(text)) => batch.push(Message::Text(text)),
-            Some(Outbound::Msg(msg)) => batch.push(to_frame(*msg)),
-            Some(Outbound::Close { code, reason }) => {
-                return (batch, Some(End::Server { code, reason }))
-            }
-            None => break,
-        }
-    }
-    (batch, None)
-}
-
-/// [`frame_for`], noting a login in the log.
-fn login_frame(
-    msg: ServerMsg,
-    conn: ConnId,
-    shared: &EdgeShared,
-    refresh: &mut Option<Instant>,
-) -> Message {
-    if matches!(msg, ServerMsg::LoginOk { .. }) {
-        tracing::info!(conn = conn.0, "logged in");
-    }
-    frame_for(msg, shared, Some((refresh, conn)))
-}
-
 fn refresh_after(ttl: Duration) -> Duration {
     ttl.mul_f64(REFRESH_AT).max(MIN_REFRESH)
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]
