@@ -82,7 +82,7 @@ pub async fn upgrade(
 ) -> Response {
     let handshake = match Handshake::check(&mut req) {
         Ok(handshake) => handshake,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     if !origin_allowed(req.headers(), &shared.allowed_origins) {
         crate::counters::SIGNALING.refused.bump("origin");

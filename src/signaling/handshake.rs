@@ -25,7 +25,7 @@ pub struct Handshake {
 
 impl Handshake {
     /// Checks `req` is a WebSocket upgrade this server can take; a refusal otherwise.
-    pub fn check(req: &mut Request<Body>) -> Result<Handshake, Response> {
+    pub fn check(req: &mut Request<Body>) -> Result<Handshake, Refusal> {
         if req.version() > Version::HTTP_11 {
             // The web listener serves HTTP/1.1 only; RFC 8441's CONNECT is not offered.
             return Err(refuse(StatusCode::BAD_REQUEST, "WebSocket needs HTTP/1.1"));
@@ -95,8 +95,25 @@ impl Handshake {
     }
 }
 
-fn refuse(status: StatusCode, why: &'static str) -> Response {
-    (status, why).into_response()
+/// Why an upgrade request was refused, as the response it gets.
+#[derive(Debug)]
+pub struct Refusal(StatusCode, &'static str);
+
+impl Refusal {
+    #[cfg(test)]
+    fn status(&self) -> StatusCode {
+        self.0
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+fn refuse(status: StatusCode, why: &'static str) -> Refusal {
+    Refusal(status, why)
 }
 
 /// `Sec-WebSocket-Accept` for a client's key: base64(SHA-1(key + GUID)).
