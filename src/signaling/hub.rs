@@ -2,6 +2,7 @@
 //! takes a connection id and a parsed message and returns the deliveries to make, so all routing
 //! rules are unit-tested without a socket (the socket edge only moves frames).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
@@ -172,44 +173,56 @@ impl Hub {
         let Some(room) = rooms.get_mut(room_key) else {
             return Vec::new();
         };
-        let Some(sender) = room.users.get(sender_key).map(|u| u.name.clone()) else {
+        let Some(sender) = room.users.get(sender_key) else {
             return Vec::new();
         };
-        let target = match &msg {
+        let (kind, effect, target, body, fills_target) = match msg {
             Routed::Chat { text } => {
-                return chat(room, sender, text, config.chat_max_chars, now_ms)
+                let sender = sender.name.clone();
+                return chat(room, sender, &text, config.chat_max_chars, now_ms)
                     .unwrap_or_else(|message| error(ErrorCode::TooLong, message));
             }
-            Routed::Call { target, .. } | Routed::Tutorial { target, .. } => target.as_deref(),
+            Routed::Call { kind, target, body } => {
+                (kind.as_str(), kind.effect(), target, body, true)
+            }
+            Routed::Tutorial {
+                kind,
+                target,
+                payload,
+            } => (kind.as_str(), kind.effect(), target, payload, false),
         };
         // A hang-up/leave without a target ends the sender's current call; without one
-        // there is nothing to end and nobody to tell.
-        let Some(target_key) = target
-            .map(|t| names::key(t.trim()))
-            .or_else(|| room.peer_of(sender_key).map(str::to_string))
-        else {
-            return Vec::new();
+        // there is nothing to end and nobody to tell. A target already in key form (ASCII
+        // lower case, as the web client sends) is looked up as is, without a new string.
+        let target_key = match target.as_deref() {
+            Some(t) => names::key_cow(t.trim()),
+            None => match room.peer_of(sender_key) {
+                Some(peer) => Cow::Owned(peer.to_string()),
+                None => return Vec::new(),
+            },
         };
-        let Some((to, to_name)) = room
-            .users
-            .get(&target_key)
-            .map(|u| (u.conn, u.name.clone()))
-        else {
-            let shown = super::protocol::truncate(target.unwrap_or(""));
+        let Some(to) = room.users.get(target_key.as_ref()) else {
+            let shown = super::protocol::truncate(target.as_deref().unwrap_or(""));
             return error(
                 ErrorCode::UnknownTarget,
                 format!("No user named \"{shown}\" is online in this room."),
             );
         };
-        let (from, to_key) = (
-            Party {
-                key: sender_key,
-                name: sender,
-            },
-            (target_key, to_name),
+        // `target` is filled in only for a call message that named none (a hang-up).
+        let filled = (fills_target && target.is_none()).then_some(to.name.as_str());
+        let path = body.path();
+        let delivery = Delivery {
+            to: to.conn,
+            out: Outbound::Frame(body.finish(&sender.name, filled)),
+        };
+        room.apply(effect, sender_key, &target_key);
+        calls.message(
+            (room_key, sender_key, &target_key),
+            (kind, effect),
+            path,
+            now,
         );
-        relay(room, msg, from, to_key, (calls, room_key, now))
-            .map_or_else(Vec::new, |m| vec![send(to, m)])
+        vec![delivery]
     }
 
     /// [`Hub::disconnect_at`] on the clock read here, for the cluster layer (see
@@ -321,12 +334,6 @@ impl Hub {
     }
 }
 
-/// The sender of a routed message: its key in the room, and its name as shown.
-struct Party<'a> {
-    key: &'a str,
-    name: String,
-}
-
 /// A chat line to everyone in the room, or why it is refused.
 fn chat(
     room: &mut Room,
@@ -346,39 +353,6 @@ fn chat(
     };
     room.broadcast(&chat, &mut out);
     Ok(out)
-}
-
-/// A call signal for `to` (key, shown name), after applying its effect on who is in a call
-/// with whom and noting it in the call log (of `room_key`, at `now`); `None` for a chat, which
-/// [`Hub::route`] handles before.
-fn relay(
-    room: &mut Room,
-    msg: Routed,
-    from: Party<'_>,
-    (to_key, to_name): (String, String),
-    (calls, room_key, now): (&mut super::call_log::CallLog, &str, Instant),
-) -> Option<ServerMsg> {
-    let who = (room_key, from.key, to_key.as_str());
-    match msg {
-        Routed::Chat { .. } => None,
-        Routed::Call { kind, mut body, .. } => {
-            room.apply(kind.effect(), from.key, &to_key);
-            calls.message(who, (kind.as_str(), kind.effect()), Some(&body), now);
-            if !matches!(body.get("target"), Some(serde_json::Value::String(_))) {
-                body.insert("target".into(), to_name.into());
-            }
-            Some(ServerMsg::relay(body, &from.name))
-        }
-        Routed::Tutorial { kind, payload, .. } => {
-            room.apply(kind.effect(), from.key, &to_key);
-            calls.message(who, (kind.as_str(), kind.effect()), None, now);
-            Some(ServerMsg::Tutorial {
-                kind,
-                name: from.name,
-                payload,
-            })
-        }
-    }
 }
 
 #[path = "hub_login.rs"]

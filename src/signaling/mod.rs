@@ -14,6 +14,7 @@ pub mod cluster;
 pub(crate) mod connection;
 mod handshake;
 pub mod hub;
+mod json_scan;
 pub(crate) mod limits;
 pub mod live;
 pub(crate) mod names;
@@ -21,6 +22,7 @@ pub(crate) mod outbound;
 pub(crate) mod presence;
 pub mod protocol;
 pub(crate) mod queue;
+mod relayed;
 mod room;
 pub mod switchboard;
 #[cfg(test)]

@@ -47,6 +47,18 @@ pub fn key(name: &str) -> String {
         .collect()
 }
 
+/// [`key`], borrowed when `name` is its own key (ASCII without capitals, as most names are and
+/// as the web client sends targets): the relay looks every message's target up this way.
+pub fn key_cow(name: &str) -> std::borrow::Cow<'_, str> {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    std::borrow::Cow::Owned(key(name))
+}
+
 /// `base` with a number appended (MDN's demo does this for a taken name), shortened so the
 /// result still fits `max_chars`.
 pub fn variant(base: &str, n: u32, max_chars: usize) -> String {

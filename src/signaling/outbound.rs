@@ -101,9 +101,6 @@ pub enum ServerMsg {
         text: String,
         date: u64,
     },
-    /// A call message as its sender wrote it, with `name` and `from` set to the sender by
-    /// [`ServerMsg::relay`].
-    Relay(Map<String, Value>),
     /// A tutorial message in the tutorial's shape: `{type, <type>: payload, name: sender}`.
     Tutorial {
         kind: TutorialKind,
@@ -128,14 +125,6 @@ impl ServerMsg {
             code,
             message: message.into(),
         }
-    }
-
-    /// A client's call message on its way to the target: whatever `name` and `from` it
-    /// carried are replaced by the sender's real name.
-    pub fn relay(mut body: Map<String, Value>, sender: &str) -> ServerMsg {
-        body.insert("name".into(), sender.into());
-        body.insert("from".into(), sender.into());
-        ServerMsg::Relay(body)
     }
 
     pub fn to_json(&self) -> Value {
@@ -170,7 +159,6 @@ impl ServerMsg {
             ServerMsg::Chat { name, text, date } => {
                 json!({"type": "message", "name": name, "from": name, "text": text, "date": date})
             }
-            ServerMsg::Relay(body) => Value::Object(body.clone()),
             ServerMsg::Tutorial {
                 kind,
                 name,
@@ -200,12 +188,10 @@ impl ServerMsg {
         self.to_json().to_string()
     }
 
-    /// [`ServerMsg::to_text`] appended to `buf`, without copying a relayed body first (the
-    /// hot path: the socket edge serialises straight into the frame it writes).
+    /// [`ServerMsg::to_text`] appended to `buf` (the socket edge serialises straight into the
+    /// frame it writes). Relayed messages are not here: they arrive as finished frames
+    /// ([`super::relayed::Relayed`]).
     pub fn write_text(&self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
-        match self {
-            ServerMsg::Relay(body) => serde_json::to_writer(buf, body),
-            other => serde_json::to_writer(buf, &other.to_json()),
-        }
+        serde_json::to_writer(buf, &self.to_json())
     }
 }

@@ -6,7 +6,8 @@
 //! No sockets and no state here, so every shape is unit-tested directly. What the server sends
 //! back is in [`super::outbound`].
 
-use serde_json::{Map, Value};
+use super::json_scan::{self, Member};
+pub use super::relayed::Relayed;
 
 pub use super::outbound::{Limits, LoginFailure, ServerMsg};
 
@@ -197,18 +198,19 @@ pub enum Routed {
     /// `{"type":"message","text":..}`: chat to the whole room.
     Chat { text: String },
     /// An MDN or callbox call message: delivered as is, with `name` and `from` overwritten.
-    /// `target` is None only for a `hang-up` (the sender's current call partner gets it).
+    /// `target` is None only for a `hang-up` (the sender's current call partner gets it, and
+    /// the server fills `target` in).
     Call {
         kind: CallKind,
         target: Option<String>,
-        body: Map<String, Value>,
+        body: Relayed,
     },
     /// The tutorial's `offer`/`answer`/`candidate`/`leave`, whose `name` is the target. `target`
-    /// is None only for a `leave`.
+    /// is None only for a `leave`. `payload` is the outgoing `{type, <type>: payload}`.
     Tutorial {
         kind: TutorialKind,
         target: Option<String>,
-        payload: Option<Value>,
+        payload: Relayed,
     },
 }
 
@@ -281,24 +283,27 @@ impl ParseError {
     }
 }
 
-fn string_field(body: &Map<String, Value>, key: &str) -> Option<String> {
-    match body.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    }
+/// The last member named `key` if it is a string (a later duplicate wins, as in `Map`).
+fn string_field(members: &[Member<'_>], key: &str) -> Option<String> {
+    let value = json_scan::last(members, key)?.as_str()?;
+    Some(value.into_owned())
 }
 
-/// Parses one text frame.
+/// Parses one text frame. The frame is checked as JSON in full (see [`json_scan`]), but only
+/// its top-level members are taken apart, and a relayed message keeps its sender's text.
 pub fn parse(text: &str) -> Result<Inbound, ParseError> {
-    let value: Value = serde_json::from_str(text).map_err(|_| ParseError::InvalidJson)?;
-    let Value::Object(mut body) = value else {
-        return Err(ParseError::NotAnObject);
+    if !json_scan::validate(text) {
+        return Err(ParseError::InvalidJson);
+    }
+    let members = json_scan::collect(text).ok_or(ParseError::NotAnObject)?;
+    parse_members(members.as_slice())
+}
+
+fn parse_members(body: &[Member<'_>]) -> Result<Inbound, ParseError> {
+    let Some(kind) = json_scan::last(body, "type").and_then(|m| m.as_str()) else {
+        return Err(ParseError::MissingType);
     };
-    let kind = match body.get("type") {
-        Some(Value::String(kind)) => kind.clone(),
-        _ => return Err(ParseError::MissingType),
-    };
-    let dialect = match kind.as_str() {
+    let dialect = match kind.as_ref() {
         "login" => Some(Dialect::Tutorial),
         "username" => Some(Dialect::Mdn),
         _ => None,
@@ -306,41 +311,41 @@ pub fn parse(text: &str) -> Result<Inbound, ParseError> {
     if let Some(dialect) = dialect {
         return Ok(Inbound::Login(LoginRequest {
             dialect,
-            name: string_field(&body, "name").unwrap_or_default(),
-            access_code: string_field(&body, "access_code"),
-            token: string_field(&body, "token"),
-            presence_deltas: string_field(&body, "presence").as_deref() == Some("delta"),
+            name: string_field(body, "name").unwrap_or_default(),
+            access_code: string_field(body, "access_code"),
+            token: string_field(body, "token"),
+            presence_deltas: string_field(body, "presence").as_deref() == Some("delta"),
         }));
     }
     if kind == "message" {
-        let text = string_field(&body, "text").unwrap_or_default();
+        let text = string_field(body, "text").unwrap_or_default();
         return Ok(Inbound::Routed(Routed::Chat { text }));
     }
     if let Some(call) = CallKind::parse(&kind) {
-        let target = string_field(&body, "target");
+        let target = string_field(body, "target");
         if target.is_none() && call != CallKind::HangUp {
             return Err(ParseError::MissingTarget(call.as_str()));
         }
         return Ok(Inbound::Routed(Routed::Call {
             kind: call,
+            body: Relayed::call(body, target.is_some()),
             target,
-            body,
         }));
     }
     if let Some(tutorial) = TutorialKind::parse(&kind) {
         // The tutorial puts the target in `name`; accept `target` too for clients that mix.
-        let target = string_field(&body, "name").or_else(|| string_field(&body, "target"));
+        let target = string_field(body, "name").or_else(|| string_field(body, "target"));
         if target.is_none() && tutorial != TutorialKind::Leave {
             return Err(ParseError::MissingTarget(tutorial.as_str()));
         }
-        let payload = body.remove(tutorial.as_str());
+        let payload = json_scan::last(body, tutorial.as_str()).map(|m| m.value);
         return Ok(Inbound::Routed(Routed::Tutorial {
             kind: tutorial,
             target,
-            payload,
+            payload: Relayed::tutorial(tutorial, payload),
         }));
     }
-    if SERVER_ONLY_TYPES.contains(&kind.as_str()) {
+    if SERVER_ONLY_TYPES.contains(&kind.as_ref()) {
         return Err(ParseError::ForbiddenType(truncate(&kind)));
     }
     Err(ParseError::UnknownType(truncate(&kind)))

@@ -75,7 +75,11 @@ fn call_signals_parse_into_their_kind() {
     };
     assert_eq!(kind, CallKind::CallRequest);
     assert_eq!(target.as_deref(), Some("bob"));
-    assert_eq!(body["extra"], json!([1]), "the body is relayed whole");
+    assert_eq!(
+        body.to_map()["extra"],
+        json!([1]),
+        "the body is relayed whole"
+    );
     assert_eq!(CallKind::VideoOffer.effect(), CallEffect::Starts);
     assert_eq!(CallKind::CallMedia.effect(), CallEffect::Relearns);
     assert_eq!(CallKind::CallCancel.effect(), CallEffect::Ends);
@@ -144,18 +148,13 @@ fn tutorial_messages_use_name_as_target() {
         Routed::Tutorial {
             kind: TutorialKind::Offer,
             target: Some("bob".into()),
-            payload: Some(json!({"sdp":"x"}))
+            payload: Relayed::tutorial(TutorialKind::Offer, Some(r#"{"sdp":"x"}"#))
         }
     );
-    let msg = routed(r#"{"type":"leave","name":"bob"}"#);
-    assert!(matches!(
-        msg,
-        Routed::Tutorial {
-            kind: TutorialKind::Leave,
-            payload: None,
-            ..
-        }
-    ));
+    let Routed::Tutorial { kind, payload, .. } = routed(r#"{"type":"leave","name":"bob"}"#) else {
+        panic!("leave")
+    };
+    assert_eq!((kind, payload.payload()), (TutorialKind::Leave, None));
 }
 
 #[test]
@@ -172,22 +171,22 @@ const LIMITS: Limits = Limits {
 
 #[test]
 fn everything_a_peer_caused_carries_from_and_server_events_do_not() {
-    let mut body = serde_json::Map::new();
-    body.insert("type".into(), "video-offer".into());
-    body.insert("from".into(), "mallory".into());
-    body.insert("name".into(), "mallory".into());
-    let relayed = ServerMsg::relay(body, "ann").to_json();
+    let Routed::Call { body, .. } =
+        routed(r#"{"type":"video-offer","from":"mallory","name":"mallory","target":"bob"}"#)
+    else {
+        panic!("call")
+    };
+    let relayed: serde_json::Value =
+        serde_json::from_str(body.finish("ann", None).as_str()).expect("json");
     assert_eq!(
         relayed,
-        json!({"type":"video-offer","name":"ann","from":"ann"})
+        json!({"type":"video-offer","name":"ann","from":"ann","target":"bob"})
     );
-    let tutorial = ServerMsg::Tutorial {
-        kind: TutorialKind::Answer,
-        name: "ann".into(),
-        payload: Some(json!({"sdp": "y"})),
-    };
+    let tutorial = Relayed::tutorial(TutorialKind::Answer, Some(r#"{"sdp": "y"}"#));
+    let tutorial: serde_json::Value =
+        serde_json::from_str(tutorial.finish("ann", None).as_str()).expect("json");
     assert_eq!(
-        tutorial.to_json(),
+        tutorial,
         json!({"type":"answer","answer":{"sdp":"y"},"name":"ann","from":"ann"})
     );
     let hang_up = ServerMsg::HangUp {
@@ -264,4 +263,58 @@ fn tutorial_leave_has_no_payload() {
         leave.to_json(),
         json!({"type":"leave","name":"ann","from":"ann"})
     );
+}
+
+#[test]
+fn frames_serde_json_refuses_are_still_invalid_json() {
+    let deep = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+    for text in [
+        r#"{"type":"candidate","name":"bob","candidate":"\ud800"}"#.to_string(),
+        r#"{"type":"offer","name":"bob","offer":{"n":1e400}}"#.into(),
+        r#"{"type":"offer","name":"bob"} x"#.into(),
+        r#"{"type":"offer","name":"bob",}"#.into(),
+        "{\"type\":\"offer\",\"name\":\"b\u{1}ob\"}".into(),
+        format!(r#"{{"type":"offer","name":"bob","offer":{deep}}}"#),
+    ] {
+        assert_eq!(parse(&text), Err(ParseError::InvalidJson), "{text}");
+    }
+    assert_eq!(parse(" [ ] "), Err(ParseError::NotAnObject));
+    assert_eq!(parse("null"), Err(ParseError::NotAnObject));
+}
+
+#[test]
+fn the_last_of_duplicate_keys_decides_as_in_a_map() {
+    let msg = routed(r#"{"type":"login","type":"call-request","target":"a","target":"bob"}"#);
+    assert!(matches!(
+        msg,
+        Routed::Call { kind: CallKind::CallRequest, target: Some(ref t), .. } if t == "bob"
+    ));
+    assert_eq!(
+        parse(r#"{"type":"call-request","type":7}"#),
+        Err(ParseError::MissingType)
+    );
+    assert_eq!(
+        parse(r#"{"type":"call-request","target":"bob","target":null}"#)
+            .unwrap_err()
+            .code(),
+        ErrorCode::MissingTarget
+    );
+    let Ok(Inbound::Login(login)) = parse(r#"{"type":"login","name":"a","n\u0061me":"Ann"}"#)
+    else {
+        panic!("login")
+    };
+    assert_eq!(login.name, "Ann", "keys are compared decoded");
+}
+
+#[test]
+fn a_frame_at_the_size_limit_is_relayed_whole() {
+    let sdp = "a=x\\r\\n".repeat(60 * 1024 / 7);
+    let text = format!(r#"{{"type":"video-offer","target":"bob","sdp":{{"sdp":"{sdp}"}}}}"#);
+    let Routed::Call { body, .. } = routed(&text) else {
+        panic!("call")
+    };
+    let out: serde_json::Value =
+        serde_json::from_str(body.finish("ann", None).as_str()).expect("json");
+    let sent: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(out["sdp"], sent["sdp"]);
 }

@@ -71,11 +71,25 @@ fn feed(n: &mut Node, events: Vec<Event>) -> Vec<Delivery> {
 }
 
 fn tutorial(kind: &str, target: &str) -> Routed {
+    let kind = crate::signaling::protocol::TutorialKind::parse(kind).expect("kind");
     Routed::Tutorial {
-        kind: crate::signaling::protocol::TutorialKind::parse(kind).expect("kind"),
+        kind,
         target: Some(target.into()),
-        payload: None,
+        payload: crate::signaling::protocol::Relayed::tutorial(kind, None),
     }
+}
+
+/// `from` of each relayed frame to `conn` (relayed messages arrive as finished frames).
+fn relayed_from(out: &[Delivery], conn: u64) -> Vec<String> {
+    out.iter()
+        .filter(|d| d.to == ConnId(conn))
+        .filter_map(|d| match &d.out {
+            Outbound::Frame(text) => serde_json::from_str::<serde_json::Value>(text.as_str())
+                .ok()
+                .and_then(|v| v["from"].as_str().map(str::to_string)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn to(out: &[Delivery], conn: u64) -> Vec<ServerMsg> {
@@ -104,7 +118,7 @@ fn call_across() -> (Node, Node) {
     let events = published(ops);
     assert!(matches!(&events[..], [Event::Routed { node, .. }] if node == "a"));
     let offer = feed(&mut b, events);
-    assert!(matches!(&to(&offer, 1)[..], [ServerMsg::Tutorial { name, .. }] if name == "ann"));
+    assert_eq!(relayed_from(&offer, 1), ["ann"]);
     let (_, ops) = b
         .cluster
         .route(&mut b.hub, ConnId(1), tutorial("answer", "ann"), 1);

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::signaling::protocol::{CallKind, Routed, TutorialKind};
+use crate::signaling::protocol::{CallKind, Relayed, Routed, TutorialKind};
 
 /// The channel every node hears: logins, logouts and chat.
 pub const EVENTS: &str = "callbox:events";
@@ -119,7 +119,7 @@ impl From<&Routed> for WireRouted {
             Routed::Call { kind, target, body } => WireRouted::Call {
                 kind: kind.as_str().into(),
                 target: target.clone(),
-                body: body.clone(),
+                body: body.to_map(),
             },
             Routed::Tutorial {
                 kind,
@@ -128,7 +128,7 @@ impl From<&Routed> for WireRouted {
             } => WireRouted::Tutorial {
                 kind: kind.as_str().into(),
                 target: target.clone(),
-                payload: payload.clone(),
+                payload: payload.payload(),
             },
         }
     }
@@ -141,18 +141,21 @@ impl WireRouted {
             WireRouted::Chat { text } => Routed::Chat { text },
             WireRouted::Call { kind, target, body } => Routed::Call {
                 kind: CallKind::parse(&kind)?,
+                body: Relayed::call_from_map(&body, target.is_some())?,
                 target,
-                body,
             },
             WireRouted::Tutorial {
                 kind,
                 target,
                 payload,
-            } => Routed::Tutorial {
-                kind: TutorialKind::parse(&kind)?,
-                target,
-                payload,
-            },
+            } => {
+                let kind = TutorialKind::parse(&kind)?;
+                Routed::Tutorial {
+                    kind,
+                    target,
+                    payload: Relayed::tutorial_from_value(kind, payload.as_ref()),
+                }
+            }
         })
     }
 }
@@ -160,28 +163,24 @@ impl WireRouted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signaling::protocol::{parse, Inbound};
 
     #[test]
     fn routed_messages_survive_the_wire_unchanged() {
-        let mut body = Map::new();
-        body.insert("sdp".into(), "v=0".into());
-        let msgs = [
-            Routed::Chat { text: "hi".into() },
-            Routed::Call {
-                kind: CallKind::parse("video-offer").expect("kind"),
-                target: Some("bob".into()),
-                body,
-            },
-            Routed::Tutorial {
-                kind: TutorialKind::Leave,
-                target: None,
-                payload: None,
-            },
+        let frames = [
+            r#"{"type":"message","text":"hi"}"#,
+            r#"{"type":"video-offer","target":"bob","sdp":{"sdp":"v=0"},"name":"x"}"#,
+            r#"{"type":"hang-up","target":null}"#,
+            r#"{"type":"candidate","name":"bob","candidate":{"candidate":"c","sdpMLineIndex":0}}"#,
+            r#"{"type":"leave"}"#,
         ];
-        for msg in msgs {
+        for frame in frames {
+            let Ok(Inbound::Routed(msg)) = parse(frame) else {
+                panic!("{frame} should parse");
+            };
             let text = serde_json::to_string(&WireRouted::from(&msg)).expect("json");
             let back: WireRouted = serde_json::from_str(&text).expect("parse");
-            assert_eq!(back.into_routed(), Some(msg));
+            assert_eq!(back.into_routed(), Some(msg), "{frame}");
         }
     }
 
