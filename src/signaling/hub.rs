@@ -9,7 +9,9 @@ use std::time::Instant;
 use base64::Engine;
 
 use super::names;
-use super::protocol::{Dialect, ErrorCode, Limits, Routed, ServerMsg, TutorialKind};
+use super::protocol::{
+    CallEffect, Dialect, ErrorCode, Limits, Relayed, Routed, ServerMsg, TutorialKind,
+};
 use super::room::{send, Room};
 use crate::config::RoomConfig;
 use crate::signaling::SignalingConfig;
@@ -34,6 +36,9 @@ pub enum Outbound {
     Msg(Box<ServerMsg>),
     /// A frame serialised once for many recipients (presence, chat), shared by reference.
     Frame(axum::extract::ws::Utf8Bytes),
+    /// A relayed message's frame, built for its one recipient ([`super::protocol::Relayed`]):
+    /// a plain string, written once and dropped, with no shared-buffer header to allocate.
+    Text(String),
     /// Close the connection with this code once the messages before it are sent.
     Close { code: u16, reason: &'static str },
 }
@@ -173,56 +178,39 @@ impl Hub {
         let Some(room) = rooms.get_mut(room_key) else {
             return Vec::new();
         };
-        let Some(sender) = room.users.get(sender_key) else {
-            return Vec::new();
-        };
-        let (kind, effect, target, body, fills_target) = match msg {
+        match msg {
             Routed::Chat { text } => {
-                let sender = sender.name.clone();
-                return chat(room, sender, &text, config.chat_max_chars, now_ms)
-                    .unwrap_or_else(|message| error(ErrorCode::TooLong, message));
+                let Some(sender) = room.users.get(sender_key).map(|u| u.name.clone()) else {
+                    return Vec::new();
+                };
+                chat(room, sender, &text, config.chat_max_chars, now_ms)
+                    .unwrap_or_else(|message| error(ErrorCode::TooLong, message))
             }
             Routed::Call { kind, target, body } => {
-                (kind.as_str(), kind.effect(), target, body, true)
+                let signal = (kind.as_str(), kind.effect(), true);
+                relay(
+                    room,
+                    sender_key,
+                    (signal, target, body),
+                    (calls, room_key, now),
+                )
+                .unwrap_or_else(|message| error(ErrorCode::UnknownTarget, message))
             }
             Routed::Tutorial {
                 kind,
                 target,
                 payload,
-            } => (kind.as_str(), kind.effect(), target, payload, false),
-        };
-        // A hang-up/leave without a target ends the sender's current call; without one
-        // there is nothing to end and nobody to tell. A target already in key form (ASCII
-        // lower case, as the web client sends) is looked up as is, without a new string.
-        let target_key = match target.as_deref() {
-            Some(t) => names::key_cow(t.trim()),
-            None => match room.peer_of(sender_key) {
-                Some(peer) => Cow::Owned(peer.to_string()),
-                None => return Vec::new(),
-            },
-        };
-        let Some(to) = room.users.get(target_key.as_ref()) else {
-            let shown = super::protocol::truncate(target.as_deref().unwrap_or(""));
-            return error(
-                ErrorCode::UnknownTarget,
-                format!("No user named \"{shown}\" is online in this room."),
-            );
-        };
-        // `target` is filled in only for a call message that named none (a hang-up).
-        let filled = (fills_target && target.is_none()).then_some(to.name.as_str());
-        let path = body.path();
-        let delivery = Delivery {
-            to: to.conn,
-            out: Outbound::Frame(body.finish(&sender.name, filled)),
-        };
-        room.apply(effect, sender_key, &target_key);
-        calls.message(
-            (room_key, sender_key, &target_key),
-            (kind, effect),
-            path,
-            now,
-        );
-        vec![delivery]
+            } => {
+                let signal = (kind.as_str(), kind.effect(), false);
+                relay(
+                    room,
+                    sender_key,
+                    (signal, target, payload),
+                    (calls, room_key, now),
+                )
+                .unwrap_or_else(|message| error(ErrorCode::UnknownTarget, message))
+            }
+        }
     }
 
     /// [`Hub::disconnect_at`] on the clock read here, for the cluster layer (see
@@ -354,6 +342,51 @@ fn chat(
     room.broadcast(&chat, &mut out);
     Ok(out)
 }
+
+/// A call signal from `sender_key` as the delivery to its target, its effect noted in `room`
+/// and the call log (of `room_key`, at `now`); the error message if the target is offline.
+fn relay(
+    room: &mut Room,
+    sender_key: &str,
+    ((kind, effect, fills_target), target, body): (Signal, Option<String>, Relayed),
+    (calls, room_key, now): (&mut super::call_log::CallLog, &str, Instant),
+) -> Result<Vec<Delivery>, String> {
+    let Some(sender) = room.users.get(sender_key) else {
+        return Ok(Vec::new());
+    };
+    // A hang-up/leave without a target ends the sender's current call; without one there is
+    // nothing to end and nobody to tell. A target already in key form (ASCII lower case, as
+    // the web client sends) is looked up as is, without a new string.
+    let target_key = match target.as_deref() {
+        Some(t) => names::key_cow(t.trim()),
+        None => match room.peer_of(sender_key) {
+            Some(peer) => Cow::Owned(peer.to_string()),
+            None => return Ok(Vec::new()),
+        },
+    };
+    let Some(to) = room.users.get(target_key.as_ref()) else {
+        let shown = super::protocol::truncate(target.as_deref().unwrap_or(""));
+        return Err(format!("No user named \"{shown}\" is online in this room."));
+    };
+    // `target` is filled in only for a call message that named none (a hang-up).
+    let filled = (fills_target && target.is_none()).then_some(to.name.as_str());
+    let path = body.path();
+    let delivery = Delivery {
+        to: to.conn,
+        out: Outbound::Text(body.finish(&sender.name, filled)),
+    };
+    room.apply(effect, sender_key, &target_key);
+    calls.message(
+        (room_key, sender_key, &target_key),
+        (kind, effect),
+        path,
+        now,
+    );
+    Ok(vec![delivery])
+}
+
+/// A relayed message's type, its [`CallEffect`], and whether the server fills in its target.
+type Signal = (&'static str, CallEffect, bool);
 
 #[path = "hub_login.rs"]
 mod login;

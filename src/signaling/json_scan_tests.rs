@@ -135,3 +135,15 @@ fn string_literals_are_escaped_as_serde_json_escapes_them() {
         assert_eq!(out, serde_json::to_string(s).expect("json"), "{s:?}");
     }
 }
+
+#[test]
+fn quotes_and_escapes_are_found_at_every_offset() {
+    for len in 0..40 {
+        for (at, mark) in (0..len).flat_map(|at| [(at, b'"'), (at, b'\\')]) {
+            let mut bytes = vec![b'a'; len];
+            bytes[at] = mark;
+            assert_eq!(quote_or_escape(&bytes), Some(at), "{len} {at}");
+        }
+        assert_eq!(quote_or_escape(&vec![0xffu8; len]), None);
+    }
+}

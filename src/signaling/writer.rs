@@ -88,6 +88,10 @@ pub(super) fn encode<W: AsyncWrite + Unpin>(
             writer.text(text.as_str());
             return None;
         }
+        Outbound::Text(text) => {
+            writer.text(&text);
+            return None;
+        }
         Outbound::Msg(msg) => *msg,
     };
     if let ServerMsg::LoginOk { ice, room, .. } = &mut msg {

@@ -84,7 +84,7 @@ fn relayed_from(out: &[Delivery], conn: u64) -> Vec<String> {
     out.iter()
         .filter(|d| d.to == ConnId(conn))
         .filter_map(|d| match &d.out {
-            Outbound::Frame(text) => serde_json::from_str::<serde_json::Value>(text.as_str())
+            Outbound::Text(text) => serde_json::from_str::<serde_json::Value>(text)
                 .ok()
                 .and_then(|v| v["from"].as_str().map(str::to_string)),
             _ => None,
