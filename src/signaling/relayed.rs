@@ -7,6 +7,9 @@
 //! stays, the one serde_json's `Map` and every browser's `JSON.parse` keep, so the target can
 //! never read a value the server did not check or set.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::json_scan::{self, push_str_literal, Member};
@@ -15,6 +18,9 @@ use super::protocol::TutorialKind;
 /// Room kept at the end of a frame for the server's fields, so that a usual sender name fits
 /// without growing the string.
 const SERVER_FIELDS: usize = 64;
+
+/// Up to this many members, duplicates are found by comparing keys pairwise.
+const FEW_MEMBERS: usize = 16;
 
 /// An object's braces, escaped (a bare one in a char literal would unbalance the brace count of
 /// tests/layers.rs).
@@ -45,12 +51,26 @@ impl Relayed {
             .sum();
         let mut text = String::with_capacity(1 + size + SERVER_FIELDS);
         text.push(OPEN);
+        // Where each key last appears: by comparing with the members after it when there are
+        // few, through a map when there are many (a 64 KiB frame can hold ~10,000 members, and
+        // comparing each with every later one would cost seconds).
+        let last_of: Option<HashMap<Cow<'_, str>, usize>> =
+            (members.len() > FEW_MEMBERS).then(|| {
+                let keys = members.iter().enumerate();
+                keys.filter_map(|(i, m)| Some((m.key()?, i))).collect()
+            });
         for (i, member) in members.iter().enumerate() {
-            let later = members.get(i + 1..).unwrap_or(&[]);
+            let superseded = match &last_of {
+                Some(last_of) => member.key().and_then(|k| last_of.get(&k).copied()) != Some(i),
+                None => {
+                    let later = members.get(i + 1..).unwrap_or(&[]);
+                    later.iter().any(|m| m.same_key(member))
+                }
+            };
             let dropped = member.key_is("name")
                 || member.key_is("from")
                 || (!keep_target && member.key_is("target"));
-            if dropped || later.iter().any(|m| m.same_key(member)) {
+            if dropped || superseded {
                 continue;
             }
             push_separator(&mut text);

@@ -200,3 +200,16 @@ fn call_path_and_cluster_forms_are_read_from_the_text() {
     };
     assert_eq!(body.path(), None, "only the two known paths are kept");
 }
+
+#[test]
+fn many_members_with_duplicates_are_relayed_once_each_in_linear_time() {
+    // ~64 KiB of members: pairwise comparison would be 10^8 key comparisons.
+    let mut text = String::from(r#"{"type":"call-request","target":"bob","from":"mallory""#);
+    for i in 0..10_000 {
+        text.push_str(&format!(r#","k{}":{i}"#, i % 5_000));
+    }
+    text.push_str(r#","fr\u006fm":"mallory"}"#);
+    assert_like_reference(&text, "ann");
+    let frame = spliced(&text, "ann", "p").expect("relayed");
+    assert_eq!(keys(&frame).len(), 5_000 + 4);
+}
