@@ -49,7 +49,15 @@ pub struct Limiter {
     limits: Limits,
     global: Bucket,
     per_ip: HashMap<IpAddr, Bucket>,
+    /// When a full table was last searched for idle entries.
+    evicted_at: Option<Instant>,
 }
+
+/// Least time between two searches of a full table for idle entries. A search walks the
+/// whole table (8192 entries by default); done for every request from a new source, a flood
+/// from more sources than the table holds (an IPv6 /48 is 65 536 of them) would spend a core
+/// on it. In between, a new source is refused at once.
+const EVICT_GAP: Duration = Duration::from_millis(100);
 
 impl Limiter {
     pub fn new(limits: Limits, now: Instant) -> Self {
@@ -57,6 +65,7 @@ impl Limiter {
             limits,
             global: Bucket::full(limits.global_burst, now),
             per_ip: HashMap::new(),
+            evicted_at: None,
         }
     }
 
@@ -69,9 +78,12 @@ impl Limiter {
         let key = key_of(ip);
         let l = self.limits;
         if !self.per_ip.contains_key(&key) {
-            if self.per_ip.len() >= l.max_tracked {
+            let searched = self.evicted_at;
+            let due = searched.is_none_or(|at| now.saturating_duration_since(at) >= EVICT_GAP);
+            if self.per_ip.len() >= l.max_tracked && due {
                 self.per_ip
                     .retain(|_, b| !b.is_full(l.per_ip_rate, l.per_ip_burst, now));
+                self.evicted_at = Some(now);
             }
             if self.per_ip.len() >= l.max_tracked {
                 return Err(Limited::TableFull);
@@ -152,6 +164,25 @@ mod tests {
         }
         let later = t0 + Duration::from_secs(60);
         assert!(l.admit(IpAddr::from([10, 0, 1, 1]), later).is_ok());
+        assert_eq!(l.tracked(), 1);
+    }
+
+    #[test]
+    fn a_full_table_is_searched_for_idle_entries_at_most_once_per_gap() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(limits(), t0);
+        for i in 0..4u8 {
+            assert!(l.admit(IpAddr::from([10, 0, 0, i]), t0).is_ok());
+        }
+        let newcomer = |n: u8| IpAddr::from([10, 0, 1, n]);
+        // Nothing idle yet (each entry refills its one token at t0 + 1 s): refused.
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(l.admit(newcomer(1), at(950)), Err(Limited::TableFull));
+        // Idle now, but the table was searched 50 ms ago: refused without a search.
+        assert_eq!(l.admit(newcomer(2), at(1000)), Err(Limited::TableFull));
+        assert_eq!(l.tracked(), 4);
+        // Past the gap, the search finds the idle entries.
+        assert!(l.admit(newcomer(3), at(1000) + EVICT_GAP).is_ok());
         assert_eq!(l.tracked(), 1);
     }
 
