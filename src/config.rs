@@ -55,6 +55,11 @@ pub struct Config {
     /// code (the defaults, a test's): `start` validates that one itself.
     #[serde(skip)]
     checked: Option<Checked>,
+    /// The file's keys exactly as [`Config::parse`] read them (empty for a config built in
+    /// code), so SIGHUP compares the file against what is running, not against a second read
+    /// that may already see an edit made after start.
+    #[serde(skip)]
+    source: toml::Table,
 }
 
 /// The result of validating a config: what it read from disk on the way.
@@ -94,7 +99,13 @@ impl Config {
             tracing::warn!("config: {warning}");
         }
         config.checked = Some(config.validate()?);
+        config.source = raw;
         Ok(config)
+    }
+
+    /// The keys this config was parsed from (see the field).
+    pub fn source(&self) -> &toml::Table {
+        &self.source
     }
 
     /// Checks what serde cannot: value ranges, clashes between sections, readable files.
@@ -160,6 +171,15 @@ mod tests {
             err.to_string().contains("/nonexistent/fullchain.pem"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_parsed_config_keeps_the_keys_it_was_read_from() {
+        let text = "[signaling]\nmax_frame_bytes = 1024\n";
+        let config = Config::parse(text).expect("valid");
+        let expected: toml::Table = toml::from_str(text).expect("toml");
+        assert_eq!(config.source(), &expected);
+        assert!(Config::default().source().is_empty());
     }
 
     #[test]

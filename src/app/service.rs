@@ -23,6 +23,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signal)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(StartError::Signal)?;
     let notifier = Arc::new(Notifier::from_env());
+    let source = config.source().clone();
     let running = super::start(config).await?;
     tracing::info!("callbox is running: open {}", running.url);
     println!("callbox is running: open {}", running.url);
@@ -40,6 +41,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
     ));
     let reloader = Arc::new(Reloader::new(
         config_path,
+        source,
         running.certs.clone(),
         Arc::clone(&running.switchboard),
         Arc::clone(&running.edge),

@@ -74,19 +74,16 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// `path` is the `--config` file (none: only certificates reload).
+    /// `path` is the `--config` file (none: only certificates reload); `running` is what the
+    /// running settings were parsed from ([`crate::config::Config::source`]).
     pub fn new(
         path: Option<PathBuf>,
+        running: toml::Table,
         certs: Option<Arc<CertStore>>,
         switchboard: Arc<LocalSwitchboard>,
         edge: Arc<Live<SignalingConfig>>,
         turn: Option<Arc<TurnServer>>,
     ) -> Reloader {
-        let running = path
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| text.parse::<toml::Table>().ok())
-            .unwrap_or_default();
         Reloader {
             path,
             running: Mutex::new(running),
