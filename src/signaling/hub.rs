@@ -178,13 +178,13 @@ impl Hub {
         let Some(room) = rooms.get_mut(room_key) else {
             return Vec::new();
         };
-        match msg {
+        let relayed = match msg {
             Routed::Chat { text } => {
                 let Some(sender) = room.users.get(sender_key).map(|u| u.name.clone()) else {
                     return Vec::new();
                 };
-                chat(room, sender, &text, config.chat_max_chars, now_ms)
-                    .unwrap_or_else(|message| error(ErrorCode::TooLong, message))
+                return chat(room, sender, &text, config.chat_max_chars, now_ms)
+                    .unwrap_or_else(|message| error(ErrorCode::TooLong, message));
             }
             Routed::Call { kind, target, body } => {
                 let signal = (kind.as_str(), kind.effect(), true);
@@ -194,7 +194,6 @@ impl Hub {
                     (signal, target, body),
                     (calls, room_key, now),
                 )
-                .unwrap_or_else(|message| error(ErrorCode::UnknownTarget, message))
             }
             Routed::Tutorial {
                 kind,
@@ -208,9 +207,9 @@ impl Hub {
                     (signal, target, payload),
                     (calls, room_key, now),
                 )
-                .unwrap_or_else(|message| error(ErrorCode::UnknownTarget, message))
             }
-        }
+        };
+        relayed.unwrap_or_else(|message| error(ErrorCode::UnknownTarget, message))
     }
 
     /// [`Hub::disconnect_at`] on the clock read here, for the cluster layer (see

@@ -78,9 +78,8 @@ impl Limiter {
         let key = key_of(ip);
         let l = self.limits;
         if !self.per_ip.contains_key(&key) {
-            let searched = self.evicted_at;
-            let due = searched.is_none_or(|at| now.saturating_duration_since(at) >= EVICT_GAP);
-            if self.per_ip.len() >= l.max_tracked && due {
+            let due = |at: Instant| now.saturating_duration_since(at) >= EVICT_GAP;
+            if self.per_ip.len() >= l.max_tracked && self.evicted_at.is_none_or(due) {
                 self.per_ip
                     .retain(|_, b| !b.is_full(l.per_ip_rate, l.per_ip_burst, now));
                 self.evicted_at = Some(now);
