@@ -9,12 +9,9 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use sha1::{Digest, Sha1};
 
 /// The one subprotocol the relay speaks, chosen when the client offers it.
 const PROTOCOL: &str = "json";
-const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// A valid upgrade request, not yet answered.
 pub struct Handshake {
@@ -116,12 +113,9 @@ fn refuse(status: StatusCode, why: &'static str) -> Refusal {
     Refusal(status, why)
 }
 
-/// `Sec-WebSocket-Accept` for a client's key: base64(SHA-1(key + GUID)).
+/// `Sec-WebSocket-Accept` for a client's key (RFC 6455 §4.2.2), as tungstenite derives it.
 fn accept_key(key: &[u8]) -> HeaderValue {
-    let mut sha1 = Sha1::new();
-    sha1.update(key);
-    sha1.update(GUID);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(sha1.finalize());
+    let encoded = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key);
     // Base64 is always a valid header value; the fallback only satisfies the type.
     HeaderValue::from_str(&encoded).unwrap_or(HeaderValue::from_static(""))
 }
